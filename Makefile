@@ -1,0 +1,49 @@
+# kdfir: incident response and threat hunting for Kubernetes.
+#   make demo   build everything and run kdfir's main job on a local cluster
+#   make test   vet, staticcheck and the whole test suite with -race
+#   make tools  install etcd, kube-apiserver & co, kwok, staticcheck, azurite
+#   make bench  benchmarks
+
+SHELL := /usr/bin/env bash
+GO ?= go
+export KDFIR_TOOLS_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/kdfir/tools
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null)
+LDFLAGS := -s -w -X github.com/kdfir/kdfir/internal/version.Version=$(VERSION) -X github.com/kdfir/kdfir/internal/version.Commit=$(COMMIT)
+TEST_TIMEOUT ?= 40m
+
+.PHONY: all tools build install test vet staticcheck unit demo bench clean
+
+all: build
+
+tools:
+	@hack/install-tools.sh
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/kdfir ./cmd/kdfir
+	ln -sf kdfir bin/kubectl-kdfir
+
+install:
+	$(GO) install -trimpath -ldflags '$(LDFLAGS)' ./cmd/kdfir
+	ln -sf kdfir "$$($(GO) env GOPATH)/bin/kubectl-kdfir"
+
+vet:
+	$(GO) vet ./...
+
+staticcheck: tools
+	"$(KDFIR_TOOLS_DIR)/bin/staticcheck" ./...
+
+unit:
+	KDFIR_SKIP_CLUSTER=1 $(GO) test ./...
+
+test: tools vet staticcheck
+	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
+
+demo: tools build
+	@hack/demo.sh
+
+bench: tools
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./... 
+
+clean:
+	rm -rf bin
