@@ -139,6 +139,7 @@ func newRoot(g *Globals) *cobra.Command {
 	root.AddCommand(
 		newVersionCmd(g),
 		newClusterCmd(g),
+		newKeysCmd(g),
 	)
 	for _, c := range root.Commands() {
 		wrapArgs(c)
