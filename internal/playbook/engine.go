@@ -74,7 +74,7 @@ func (e *Engine) Matching(a *alert.Alert) []*Playbook {
 func (e *Engine) Run(ctx context.Context, a *alert.Alert) []Outcome {
 	var out []Outcome
 	for _, p := range e.Matching(a) {
-		out = append(out, e.run(ctx, p, a, 0, nil))
+		out = append(out, e.run(ctx, p, a, 0))
 	}
 	return out
 }
@@ -89,9 +89,9 @@ func (e *Engine) Find(name string) (*Playbook, bool) {
 	return nil, false
 }
 
-// Approved continues a playbook whose step stepIndex was held for target:
-// it runs that step on that target, then the steps after it.
-func (e *Engine) Approved(ctx context.Context, a *alert.Alert, playbook string, stepIndex int, target alert.Entity) (Outcome, error) {
+// Continue resumes a playbook after its step stepIndex was approved and
+// run: it runs the steps after it.
+func (e *Engine) Continue(ctx context.Context, a *alert.Alert, playbook string, stepIndex int) (Outcome, error) {
 	p, ok := e.Find(playbook)
 	if !ok {
 		return Outcome{}, fmt.Errorf("playbook %q is no longer loaded", playbook)
@@ -99,21 +99,16 @@ func (e *Engine) Approved(ctx context.Context, a *alert.Alert, playbook string, 
 	if stepIndex < 0 || stepIndex >= len(p.Steps) {
 		return Outcome{}, fmt.Errorf("playbook %q has no step %d", playbook, stepIndex)
 	}
-	return e.run(ctx, p, a, stepIndex, &target), nil
+	return e.run(ctx, p, a, stepIndex+1), nil
 }
 
-// run runs steps from start. When approved is set, the step at start runs
-// on that target only, without its approval gate.
-func (e *Engine) run(ctx context.Context, p *Playbook, a *alert.Alert, start int, approved *alert.Entity) Outcome {
+// run runs the playbook's steps from start.
+func (e *Engine) run(ctx context.Context, p *Playbook, a *alert.Alert, start int) Outcome {
 	out := Outcome{Playbook: p.Name, DryRun: p.DryRun}
 	for i := start; i < len(p.Steps); i++ {
 		s := p.Steps[i]
 		targets := a.OfType(s.Target)
 		gate := s.RequiresApproval && !p.DryRun
-		if i == start && approved != nil {
-			targets = []alert.Entity{*approved}
-			gate = false
-		}
 		if len(targets) == 0 {
 			out.Steps = append(out.Steps, StepOutcome{Step: s.Name, Action: s.Action,
 				StepResult: StepResult{Status: "skipped", Message: "the alert has no " + s.Target + " entity"}})

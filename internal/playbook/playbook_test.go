@@ -106,17 +106,18 @@ steps:
 	if !outs[0].Waiting || !outs[1].Stopped || outs[2].Steps[0].Status != "skipped" {
 		t.Fatalf("outcomes = %+v", outs)
 	}
-	// Approval runs the held step and the rest.
+	// After the held step is approved (and run by the executor), the rest
+	// of the playbook runs.
 	rec.calls = nil
-	out, err := e.Approved(context.Background(), execAlert, "chain", 1, execAlert.Entities[0])
+	out, err := e.Continue(context.Background(), execAlert, "chain", 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want = []string{"run isolate-pod shop/web-1", "run isolate-namespace /shop"}
+	want = []string{"run isolate-namespace /shop"}
 	if strings.Join(rec.calls, "|") != strings.Join(want, "|") || out.Waiting {
 		t.Fatalf("after approval calls = %q (outcome %+v)", rec.calls, out)
 	}
-	if _, err := e.Approved(context.Background(), execAlert, "gone", 0, alert.Entity{}); err == nil {
+	if _, err := e.Continue(context.Background(), execAlert, "gone", 0); err == nil {
 		t.Fatal("approving an unknown playbook succeeded")
 	}
 }
