@@ -20,7 +20,10 @@ import (
 var (
 	execsGVR = schema.GroupVersionResource{Group: "kwok.x-k8s.io", Version: "v1alpha1", Resource: "execs"}
 	logsGVR  = schema.GroupVersionResource{Group: "kwok.x-k8s.io", Version: "v1alpha1", Resource: "logs"}
-	crdGVR   = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+
+	attachesGVR     = schema.GroupVersionResource{Group: "kwok.x-k8s.io", Version: "v1alpha1", Resource: "attaches"}
+	portForwardsGVR = schema.GroupVersionResource{Group: "kwok.x-k8s.io", Version: "v1alpha1", Resource: "portforwards"}
+	crdGVR          = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
 )
 
 // shims stand in for a container's userland: kwok runs exec'd commands on
@@ -89,7 +92,7 @@ func (e *Env) startKwok(ctx context.Context, bin string, port int, crt, key stri
 	p, err := startProcess(e.Dir, "kwok", env, bin,
 		"--kubeconfig", e.Kubeconfig, "-c", cfg,
 		"--manage-all-nodes",
-		"--enable-crds", "Exec,Logs",
+		"--enable-crds", "Exec,Logs,Attach,PortForward",
 		"--server-address", fmt.Sprintf("127.0.0.1:%d", port),
 		"--node-ip", "127.0.0.1", "--node-port", fmt.Sprint(port),
 		"--tls-cert-file", crt, "--tls-private-key-file", key)
@@ -158,7 +161,7 @@ func (e *Env) installKwokCRDs(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, kind := range []struct{ kind, plural string }{{"Exec", "execs"}, {"Logs", "logs"}} {
+	for _, kind := range []struct{ kind, plural string }{{"Exec", "execs"}, {"Logs", "logs"}, {"Attach", "attaches"}, {"PortForward", "portforwards"}} {
 		crd := kwokCRD(kind.kind, kind.plural)
 		if _, err := dyn.Resource(crdGVR).Create(ctx, crd, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("install kwok CRD %s: %w", kind.plural, err)
@@ -166,7 +169,7 @@ func (e *Env) installKwokCRDs(ctx context.Context) error {
 	}
 	// Wait until the API server serves them.
 	return wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		for _, gvr := range []schema.GroupVersionResource{execsGVR, logsGVR} {
+		for _, gvr := range []schema.GroupVersionResource{execsGVR, logsGVR, attachesGVR, portForwardsGVR} {
 			if _, err := dyn.Resource(gvr).Namespace("default").List(ctx, metav1.ListOptions{}); err != nil {
 				return false, nil
 			}

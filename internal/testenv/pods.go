@@ -33,6 +33,13 @@ type PodSpec struct {
 	User string
 	// Logs are the pod's log lines, served for every container.
 	Logs []string
+	// LogsFile, if set, is a file in the CRI log format (see CRILog) served
+	// as the pod's logs instead of Logs, for logs too large to hold in
+	// memory.
+	LogsFile string
+	// PreviousLogs are served as the logs of the previous instance of
+	// every container (pods/log?previous=true).
+	PreviousLogs []string
 	// Mutate may change the pod before it is created (security context,
 	// owner references, volumes, ...).
 	Mutate func(*corev1.Pod)
@@ -70,11 +77,21 @@ func (e *Env) RunPod(ctx context.Context, spec PodSpec) (*corev1.Pod, error) {
 			return nil, err
 		}
 	}
-	logPath := filepath.Join(root, ".kwok-container.log")
-	if err := os.WriteFile(logPath, []byte(CRILog(time.Now().Add(-time.Minute), spec.Logs...)), 0o644); err != nil {
-		return nil, err
+	logPath := spec.LogsFile
+	if logPath == "" {
+		logPath = filepath.Join(root, ".kwok-container.log")
+		if err := os.WriteFile(logPath, []byte(CRILog(time.Now().Add(-time.Minute), spec.Logs...)), 0o644); err != nil {
+			return nil, err
+		}
 	}
-	if err := e.registerKwokPod(ctx, spec, root, logPath); err != nil {
+	prevPath := ""
+	if len(spec.PreviousLogs) > 0 {
+		prevPath = filepath.Join(root, ".kwok-container.previous.log")
+		if err := os.WriteFile(prevPath, []byte(CRILog(time.Now().Add(-time.Hour), spec.PreviousLogs...)), 0o644); err != nil {
+			return nil, err
+		}
+	}
+	if err := e.registerKwokPod(ctx, spec, root, logPath, prevPath); err != nil {
 		return nil, err
 	}
 
@@ -121,7 +138,7 @@ func (e *Env) WaitPodRunning(ctx context.Context, namespace, name string) (*core
 	return pod, nil
 }
 
-func (e *Env) registerKwokPod(ctx context.Context, spec PodSpec, root, logPath string) error {
+func (e *Env) registerKwokPod(ctx context.Context, spec PodSpec, root, logPath, prevPath string) error {
 	dyn, err := dynamic.NewForConfig(e.Config)
 	if err != nil {
 		return err
@@ -141,16 +158,35 @@ func (e *Env) registerKwokPod(ctx context.Context, spec PodSpec, root, logPath s
 	if _, err := dyn.Resource(execsGVR).Namespace(spec.Namespace).Create(ctx, ex, metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("register kwok exec: %w", err)
 	}
+	logs := map[string]any{
+		"containers": containers,
+		"logsFile":   logPath,
+		"follow":     false,
+	}
+	if prevPath != "" {
+		logs["previousLogsFile"] = prevPath
+	}
 	lg := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Logs", "metadata": meta,
-		"spec": map[string]any{"logs": []any{map[string]any{
-			"containers": containers,
-			"logsFile":   logPath,
-			"follow":     false,
-		}}},
+		"spec": map[string]any{"logs": []any{logs}},
 	}}
 	if _, err := dyn.Resource(logsGVR).Namespace(spec.Namespace).Create(ctx, lg, metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("register kwok logs: %w", err)
+	}
+	// Attach streams the same logs; port-forward echoes what it is sent.
+	at := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Attach", "metadata": meta,
+		"spec": map[string]any{"attaches": []any{map[string]any{"containers": containers, "logsFile": logPath}}},
+	}}
+	if _, err := dyn.Resource(attachesGVR).Namespace(spec.Namespace).Create(ctx, at, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("register kwok attach: %w", err)
+	}
+	pf := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "PortForward", "metadata": meta,
+		"spec": map[string]any{"forwards": []any{map[string]any{"command": []any{"cat"}}}},
+	}}
+	if _, err := dyn.Resource(portForwardsGVR).Namespace(spec.Namespace).Create(ctx, pf, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("register kwok port-forward: %w", err)
 	}
 	return nil
 }

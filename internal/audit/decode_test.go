@@ -1,0 +1,262 @@
+package audit_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/kdfir/kdfir/internal/audit"
+	"github.com/kdfir/kdfir/internal/audit/audittest"
+)
+
+func decodeString(t *testing.T, in string, opts audit.Options) ([]audit.Event, audit.Stats) {
+	t.Helper()
+	evs, st, err := audit.DecodeAll(strings.NewReader(in), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return evs, st
+}
+
+func decodeFile(t *testing.T, path string) ([]audit.Event, audit.Stats) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	evs, st, err := audit.DecodeAll(f, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return evs, st
+}
+
+func TestFalcoFixtures(t *testing.T) {
+	var events, rejected int
+	for _, f := range audittest.Files(t, "falco-k8s-audit") {
+		evs, st := decodeFile(t, f)
+		events += len(evs)
+		rejected += st.Rejected
+		base := filepath.Base(f)
+		switch base {
+		case "create_configmap_sensitive_values.json":
+			if len(evs) != 6 {
+				t.Errorf("%s: %d events, want 6", base, len(evs))
+			}
+		case "fal_01_003.json":
+			if st.Rejected != 1 || !strings.Contains(st.Problems[0].Reason, "not recognized as a k8s audit event") || st.Problems[0].Line != 1 {
+				t.Errorf("%s: %+v", base, st)
+			}
+		default:
+			if len(evs) != 1 {
+				t.Errorf("%s: %d events (%+v)", base, len(evs), st)
+			}
+			// A single pretty-printed or one-line Event keeps its bytes.
+			raw, _ := os.ReadFile(f)
+			if !bytes.Equal(evs[0].Raw, bytes.TrimSpace(raw)) {
+				t.Errorf("%s: raw bytes differ from the file", base)
+			}
+		}
+		for _, e := range evs {
+			if e.Time.IsZero() || e.AuditID == "" || e.Verb == "" {
+				t.Errorf("%s: hot fields missing: %+v", base, e)
+			}
+		}
+	}
+	if events != 51 || rejected != 1 {
+		t.Errorf("falco: %d events, %d rejected; want 51, 1", events, rejected)
+	}
+}
+
+func TestPantherFixtures(t *testing.T) {
+	var events, rejected, skipped, aks int
+	for _, f := range audittest.Files(t, "panther-k8s-audit") {
+		evs, st := decodeFile(t, f)
+		events += len(evs)
+		rejected += st.Rejected
+		skipped += st.Skipped
+		raw, _ := os.ReadFile(f)
+		if bytes.Contains(raw, []byte(`"category": "kube-audit"`)) {
+			aks++
+			if len(evs) != 1 || evs[0].Raw[0] != '{' || bytes.Contains(evs[0].Raw, []byte("p_log_type")) {
+				t.Errorf("%s: AKS event not unwrapped: %d", filepath.Base(f), len(evs))
+			}
+		}
+		if bytes.Contains(raw, []byte("protoPayload")) && (st.Skipped != 1 || !strings.Contains(st.Problems[0].Reason, "GKE")) {
+			t.Errorf("%s: GKE entry not skipped: %+v", filepath.Base(f), st)
+		}
+	}
+	// 182 EKS events, 6 plain events without p_log_type, 34 AKS records;
+	// 57 GKE entries, 5 Azure activity events and 1 non-Kubernetes Azure
+	// event are skipped; 2 GKE fragments are rejected.
+	if events != 222 || rejected != 2 || skipped != 63 || aks != 34 {
+		t.Errorf("panther: %d events, %d rejected, %d skipped, %d AKS", events, rejected, skipped, aks)
+	}
+}
+
+const ev1 = `{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"a1","stage":"ResponseComplete","requestURI":"/api/v1/namespaces/default/pods/p/exec?command=sh","verb":"create","user":{"username":"alice@contoso.com","groups":["system:authenticated"],"extra":{"oid":["0b6f7c3e-2d1a-4c5b-8e9f-a1b2c3d4e5f6"]}},"sourceIPs":["20.1.2.3","10.0.0.1"],"userAgent":"kubectl/v1.32.0","objectRef":{"resource":"pods","subresource":"exec","namespace":"default","name":"p","apiVersion":"v1"},"responseStatus":{"metadata":{},"code":101},"requestReceivedTimestamp":"2025-05-01T10:00:00.000001Z","stageTimestamp":"2025-05-01T10:00:00.500000Z","annotations":{"authorization.k8s.io/decision":"allow"}}`
+
+func TestParseEventHotFields(t *testing.T) {
+	e, err := audit.ParseEvent([]byte(ev1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := audit.Event{
+		Raw:     []byte(ev1),
+		Time:    time.Date(2025, 5, 1, 10, 0, 0, 500000000, time.UTC),
+		AuditID: "a1", Stage: "ResponseComplete", Verb: "create", Level: "Metadata",
+		User: audit.UserInfo{Username: "alice@contoso.com", Groups: []string{"system:authenticated"},
+			Extra: map[string][]string{"oid": {"0b6f7c3e-2d1a-4c5b-8e9f-a1b2c3d4e5f6"}}},
+		SourceIPs:    []string{"20.1.2.3", "10.0.0.1"},
+		UserAgent:    "kubectl/v1.32.0",
+		ObjectRef:    audit.ObjectRef{Resource: "pods", Subresource: "exec", Namespace: "default", Name: "p", APIVersion: "v1"},
+		RequestURI:   "/api/v1/namespaces/default/pods/p/exec?command=sh",
+		Code:         101,
+		Annotations:  map[string]string{"authorization.k8s.io/decision": "allow"},
+		PrincipalOID: "0b6f7c3e-2d1a-4c5b-8e9f-a1b2c3d4e5f6",
+		Present:      e.Present,
+	}
+	if d := cmp.Diff(want, e); d != "" {
+		t.Error(d)
+	}
+	for _, f := range []audit.Field{audit.FieldSubresource, audit.FieldCode, audit.FieldGroups, audit.FieldSourceIPs} {
+		if !e.Has(f) {
+			t.Errorf("field %d not present", f)
+		}
+	}
+	if e.Has(audit.FieldAPIGroup) {
+		t.Error("apiGroup present")
+	}
+}
+
+func TestParseEventRejects(t *testing.T) {
+	for _, in := range []string{
+		`{"kind":0}`, `{"kind":"Pod"}`, `[1]`, `{"verb":5}`, `{"objectRef":"x"}`,
+		`{"responseStatus":{"code":1.5}}`, `{"sourceIPs":[1]}`, `{"user":{"groups":"a"}}`, `{`,
+	} {
+		if _, err := audit.ParseEvent([]byte(in)); err == nil {
+			t.Errorf("%s: no error", in)
+		}
+	}
+}
+
+func TestPrincipalOID(t *testing.T) {
+	for in, want := range map[string]string{
+		`{"user":{"username":"u","extra":{"http://schemas.microsoft.com/identity/claims/objectidentifier":["x-oid"]}}}`: "x-oid",
+		`{"user":{"username":"4c3b2a19-8d7e-4f60-a1b2-c3d4e5f60718"}}`:                                                  "4c3b2a19-8d7e-4f60-a1b2-c3d4e5f60718",
+		`{"user":{"username":"bob"}}`: "",
+	} {
+		e, err := audit.ParseEvent([]byte(in))
+		if err != nil || e.PrincipalOID != want {
+			t.Errorf("%s: %q, %v", in, e.PrincipalOID, err)
+		}
+	}
+}
+
+func TestDecodeShapes(t *testing.T) {
+	logString, _ := json.Marshal(ev1)
+	resID := "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/aks1"
+	azure := `{"category":"kube-audit","properties":{"log":` + string(logString) + `,"pod":"kube-apiserver-x"},"resourceId":"` + resID + `","time":"2025-05-01T10:00:01Z"}`
+	azureObj := `{"category":"kube-audit-admin","properties":{"log":` + ev1 + `},"resourceId":"` + resID + `"}`
+	cases := map[string]struct {
+		in       string
+		events   int
+		rejected int
+		skipped  int
+	}{
+		"jsonl":            {ev1 + "\n" + ev1 + "\n", 2, 0, 0},
+		"eventlist":        {`{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{},"items":[` + ev1 + `,` + ev1 + `]}`, 2, 0, 0},
+		"eventlist-pretty": {"{\n  \"kind\": \"EventList\",\n  \"items\": [\n    " + ev1 + ",\n    " + ev1 + "\n  ]\n}\n", 2, 0, 0},
+		"azure-lines":      {azure + "\n" + azureObj + "\n", 2, 0, 0},
+		"azure-records":    {`{"records":[` + azure + `,` + azureObj + `,{"category":"guard","properties":{}}]}`, 2, 0, 1},
+		"records-pretty":   {"{\n\"records\": [\n" + azure + ",\n" + azureObj + "\n]\n}", 2, 0, 0},
+		"array":            {"[\n" + ev1 + ",\n" + ev1 + "\n]", 2, 0, 0},
+		"malformed-line":   {ev1 + "\n{\"verb\": \n" + ev1 + "\nnot json\n", 2, 2, 0},
+		"first-line-bad":   {"{\"verb\": \n" + ev1 + "\n", 1, 1, 0},
+		"pretty-concat":    {"{\n \"kind\": \"Event\",\n \"auditID\": \"x\"\n}\n{\n \"kind\": \"Event\",\n \"auditID\": \"y\"\n}\n", 2, 0, 0},
+		"pretty-broken":    {"{\n \"kind\": \"Event\",\n \"auditID\": \"x\" ]\n}\n{\n \"kind\": \"Event\",\n \"auditID\": \"y\"\n}\n", 1, 1, 0},
+		"truncated-doc":    {"{\n \"kind\": \"Event\",\n \"auditID\": \"x\"\n", 0, 1, 0},
+		"empty":            {"\n\n  \n", 0, 0, 0},
+		"gke":              {`{"protoPayload":{"methodName":"io.k8s.core.v1.pods.create"}}`, 0, 0, 1},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			evs, st := decodeString(t, c.in, audit.Options{})
+			if len(evs) != c.events || st.Events != c.events || st.Rejected != c.rejected || st.Skipped != c.skipped {
+				t.Errorf("got %d events, stats %+v; want %d/%d/%d", len(evs), st, c.events, c.rejected, c.skipped)
+			}
+		})
+	}
+}
+
+func TestDecodeAzureTagging(t *testing.T) {
+	logString, _ := json.Marshal(`{"kind":"Event","auditID":"z","verb":"get"}`)
+	resID := "/SUBSCRIPTIONS/S/RESOURCEGROUPS/RG/PROVIDERS/MICROSOFT.CONTAINERSERVICE/MANAGEDCLUSTERS/AKS1"
+	in := `{"category":"kube-audit","properties":{"log":` + string(logString) + `},"resourceId":"` + resID + `","time":"2025-05-01T10:00:01Z"}`
+	evs, _ := decodeString(t, in, audit.Options{})
+	if len(evs) != 1 {
+		t.Fatal(len(evs))
+	}
+	e := evs[0]
+	if e.ClusterResourceID != resID || e.Cluster != "AKS1" || !e.Time.Equal(time.Date(2025, 5, 1, 10, 0, 1, 0, time.UTC)) {
+		t.Errorf("%+v", e)
+	}
+	if string(e.Raw) != `{"kind":"Event","auditID":"z","verb":"get"}` {
+		t.Errorf("raw %s", e.Raw)
+	}
+	evs, _ = decodeString(t, in, audit.Options{Cluster: "prod", ClusterResourceID: "arn:aws:eks:eu-west-1:1:cluster/x"})
+	if evs[0].Cluster != "prod" || evs[0].ClusterResourceID != "arn:aws:eks:eu-west-1:1:cluster/x" {
+		t.Errorf("%+v", evs[0])
+	}
+}
+
+func TestDecodeLineNumbers(t *testing.T) {
+	in := ev1 + "\n\n{bad\n" + ev1 + "\n{\"kind\":\"Pod\"}\n"
+	_, st := decodeString(t, in, audit.Options{})
+	got := []int{}
+	for _, p := range st.Problems {
+		got = append(got, p.Line)
+	}
+	if d := cmp.Diff([]int{3, 5}, got); d != "" {
+		t.Error(d)
+	}
+}
+
+func TestDecodeLongLine(t *testing.T) {
+	big := `{"kind":"Event","auditID":"big","verb":"create","requestObject":{"data":"` + strings.Repeat("x", 3<<20) + `"}}`
+	evs, st := decodeString(t, ev1+"\n"+big+"\n"+ev1+"\n", audit.Options{})
+	if len(evs) != 3 || st.Rejected != 0 || len(evs[1].Raw) != len(big) {
+		t.Errorf("%d events %+v", len(evs), st)
+	}
+	// A single-line document longer than the read buffer is streamed.
+	evs, st = decodeString(t, `{"records":[{"category":"kube-audit","properties":{"log":`+big+`}},{"category":"kube-audit","properties":{"log":`+ev1+`}}]}`, audit.Options{})
+	if len(evs) != 2 || st.Rejected != 0 {
+		t.Errorf("%d events %+v", len(evs), st)
+	}
+}
+
+func TestDecodeProblemCap(t *testing.T) {
+	in := strings.Repeat(ev1+"\nbad\n", 300)
+	evs, st := decodeString(t, in, audit.Options{})
+	if len(evs) != 300 || st.Rejected != 300 || len(st.Problems) != audit.MaxProblems {
+		t.Errorf("%d %d %d", len(evs), st.Rejected, len(st.Problems))
+	}
+}
+
+func TestDecodeEmitError(t *testing.T) {
+	stop := os.ErrClosed
+	n := 0
+	_, err := audit.Decode(strings.NewReader(ev1+"\n"+ev1+"\n"+ev1+"\n"), audit.Options{}, func(audit.Event) error {
+		n++
+		return stop
+	})
+	if err != stop || n != 1 {
+		t.Errorf("err %v after %d events", err, n)
+	}
+}

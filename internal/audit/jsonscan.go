@@ -1,0 +1,176 @@
+package audit
+
+import (
+	"encoding/json"
+	"errors"
+	"unicode/utf8"
+)
+
+// This file holds a tiny allocation-free walker over JSON that has already
+// been checked with json.Valid. It gives exact (case-sensitive) key
+// matching, which encoding/json's struct decoding does not, so that the hot
+// fields always agree with the map[string]any the table views build.
+
+var errNotObject = errors.New("not a JSON object")
+
+// skipWS returns the index of the first non-whitespace byte at or after i.
+func skipWS(b []byte, i int) int {
+	for i < len(b) {
+		switch b[i] {
+		case ' ', '\t', '\n', '\r':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// skipValue returns the index just past the JSON value starting at i.
+func skipValue(b []byte, i int) int {
+	if i >= len(b) {
+		return i
+	}
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for i < len(b) {
+			switch b[i] {
+			case '"':
+				i = skipString(b, i)
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+		return i
+	default:
+		for i < len(b) {
+			switch b[i] {
+			case ',', '}', ']', ' ', '\t', '\n', '\r':
+				return i
+			}
+			i++
+		}
+		return i
+	}
+}
+
+// skipString returns the index just past the string starting at b[i]=='"'.
+func skipString(b []byte, i int) int {
+	i++
+	for i < len(b) {
+		switch b[i] {
+		case '\\':
+			i += 2
+			continue
+		case '"':
+			return i + 1
+		}
+		i++
+	}
+	return i
+}
+
+// eachField calls fn for every member of the JSON object obj (valid JSON),
+// in order, with the decoded key and the raw value. It stops early when fn
+// returns false.
+func eachField(obj []byte, fn func(key string, val []byte) bool) error {
+	i := skipWS(obj, 0)
+	if i >= len(obj) || obj[i] != '{' {
+		return errNotObject
+	}
+	i = skipWS(obj, i+1)
+	for i < len(obj) && obj[i] != '}' {
+		if obj[i] != '"' {
+			return errNotObject
+		}
+		end := skipString(obj, i)
+		key := decodeString(obj[i:end])
+		i = skipWS(obj, end)
+		if i >= len(obj) || obj[i] != ':' {
+			return errNotObject
+		}
+		i = skipWS(obj, i+1)
+		vend := skipValue(obj, i)
+		if !fn(key, obj[i:vend]) {
+			return nil
+		}
+		i = skipWS(obj, vend)
+		if i < len(obj) && obj[i] == ',' {
+			i = skipWS(obj, i+1)
+		}
+	}
+	return nil
+}
+
+// eachElem calls fn for every element of the JSON array arr (valid JSON).
+func eachElem(arr []byte, fn func(val []byte)) error {
+	i := skipWS(arr, 0)
+	if i >= len(arr) || arr[i] != '[' {
+		return errors.New("not a JSON array")
+	}
+	i = skipWS(arr, i+1)
+	for i < len(arr) && arr[i] != ']' {
+		end := skipValue(arr, i)
+		if end == i {
+			return errors.New("malformed array")
+		}
+		fn(arr[i:end])
+		i = skipWS(arr, end)
+		if i < len(arr) && arr[i] == ',' {
+			i = skipWS(arr, i+1)
+		}
+	}
+	return nil
+}
+
+// decodeString decodes a quoted JSON string exactly as encoding/json does
+// (invalid UTF-8 becomes U+FFFD).
+func decodeString(q []byte) string {
+	if len(q) >= 2 {
+		inner := q[1 : len(q)-1]
+		plain := true
+		for _, c := range inner {
+			if c == '\\' || c < 0x20 {
+				plain = false
+				break
+			}
+		}
+		if plain && utf8.Valid(inner) {
+			return string(inner)
+		}
+	}
+	var s string
+	_ = json.Unmarshal(q, &s)
+	return s
+}
+
+// jsonKind classifies a raw JSON value by its first byte.
+func jsonKind(v []byte) byte {
+	if len(v) == 0 {
+		return 0
+	}
+	switch v[0] {
+	case '"':
+		return 's'
+	case '{':
+		return 'o'
+	case '[':
+		return 'a'
+	case 'n':
+		return 'z' // null
+	case 't', 'f':
+		return 'b'
+	default:
+		return 'n'
+	}
+}

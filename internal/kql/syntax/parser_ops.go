@@ -1,0 +1,494 @@
+package syntax
+
+import (
+	"strings"
+
+	"github.com/kdfir/kdfir/internal/kql/table"
+)
+
+// ---------------------------------------------------------------------------
+// Operators.
+
+func (p *parser) parseOperatorRecover() (op Operator) {
+	start := p.i
+	defer func() {
+		if r := recover(); r != nil {
+			if !isBailout(r) {
+				panic(r)
+			}
+			p.syncOperator(start)
+			op = nil
+		}
+	}()
+	op = p.parseOperator()
+	if t := p.tok(); !(t.Kind == tokEOF || t.isPunct("|") || t.isPunct(";") || t.isPunct(")")) {
+		p.failExpected(t, "'|' or end of operator")
+	}
+	return op
+}
+
+var unsupportedOps = map[string]bool{
+	"mv-apply": true, "make-series": true, "top-nested": true, "top-hitters": true,
+	"evaluate": true, "lookup": true, "invoke": true, "fork": true, "facet": true,
+	"partition": true, "scan": true, "search": true, "find": true, "sample-distinct": true,
+	"reduce": true, "parse-kv": true, "consume": true, "externaldata": true,
+	"as-of": true, "graph-match": true, "make-graph": true,
+}
+
+func (p *parser) parseOperator() Operator {
+	t := p.tok()
+	if t.Kind != tokIdent {
+		p.failExpected(t, "an operator after '|'")
+	}
+	p.next()
+	pos := t.Pos
+	switch t.Text {
+	case "where", "filter":
+		return &Where{OpPos: pos, Pred: p.parseExpr()}
+	case "extend":
+		return &Extend{OpPos: pos, Items: p.parseAssigns()}
+	case "project":
+		return &Project{OpPos: pos, Items: p.parseAssigns()}
+	case "project-away":
+		return &ProjectAway{OpPos: pos, Cols: p.parseColPatterns()}
+	case "project-keep":
+		return &ProjectKeep{OpPos: pos, Cols: p.parseColPatterns()}
+	case "project-reorder":
+		return &ProjectReorder{OpPos: pos, Cols: p.parseColPatterns()}
+	case "project-rename":
+		return p.parseProjectRename(pos)
+	case "mv-expand", "mvexpand":
+		return p.parseMvExpand(pos)
+	case "summarize":
+		return p.parseSummarize(pos)
+	case "sort", "order":
+		p.expectKeyword("by")
+		return &Sort{OpPos: pos, Keys: p.parseSortKeys()}
+	case "top":
+		n := p.parseExpr()
+		p.expectKeyword("by")
+		return &Top{OpPos: pos, N: n, Keys: p.parseSortKeys()}
+	case "take", "limit", "sample":
+		return &Take{OpPos: pos, N: p.parseExpr()}
+	case "distinct":
+		if p.acceptPunct("*") {
+			return &Distinct{OpPos: pos, All: true}
+		}
+		return &Distinct{OpPos: pos, Items: p.parseAssigns()}
+	case "count":
+		return &Count{OpPos: pos}
+	case "join":
+		return p.parseJoin(pos)
+	case "union":
+		params, tables := p.parseUnionBody()
+		return &Union{OpPos: pos, Params: params, Tables: tables}
+	case "parse", "parse-where":
+		return p.parseParse(pos, t.Text == "parse-where")
+	case "as":
+		p.skipHints()
+		name, npos := p.expectName("a name after as")
+		return &As{OpPos: pos, Name: name, NamePos: npos}
+	case "getschema":
+		return &GetSchema{OpPos: pos}
+	case "render":
+		p.skipOperatorRest()
+		return &Render{OpPos: pos}
+	case "serialize":
+		s := &Serialize{OpPos: pos}
+		if p.isNameStart() || p.tok().Kind != tokEOF && !p.isPunct("|") && !p.isPunct(";") && !p.isPunct(")") {
+			s.Items = p.parseAssigns()
+		}
+		return s
+	}
+	if unsupportedOps[t.Text] {
+		p.fail(pos, "operator %q is not supported", t.Text)
+	}
+	p.fail(pos, "unknown operator %q", t.Text)
+	return nil
+}
+
+// skipOperatorRest skips tokens to the end of the current operator.
+func (p *parser) skipOperatorRest() {
+	depth := 0
+	for {
+		t := p.tok()
+		if t.Kind == tokEOF || depth == 0 && (t.isPunct("|") || t.isPunct(";") || t.isPunct(")")) {
+			return
+		}
+		depth += nesting(t)
+		p.next()
+	}
+}
+
+// skipHints skips hint.name=value parameters.
+func (p *parser) skipHints() {
+	for p.isIdent("hint") && p.peekN(1).isPunct(".") {
+		p.next()
+		p.next()
+		p.expectName("a hint name")
+		p.expectPunct("=")
+		p.paramValue()
+	}
+}
+
+// paramValue reads the value of a name=value operator parameter.
+func (p *parser) paramValue() string {
+	t := p.tok()
+	switch t.Kind {
+	case tokIdent, tokInt, tokReal:
+		p.next()
+		return t.Text
+	case tokString:
+		p.next()
+		return t.Str
+	}
+	p.failExpected(t, "a parameter value")
+	return ""
+}
+
+func (p *parser) parseAssigns() []Assign {
+	var out []Assign
+	for {
+		out = append(out, p.parseAssign())
+		if !p.acceptPunct(",") {
+			return out
+		}
+	}
+}
+
+func (p *parser) parseAssign() Assign {
+	t := p.tok()
+	if t.isName() && p.peekN(1).isPunct("=") {
+		p.next()
+		p.next()
+		return Assign{Name: t.Text, NamePos: t.Pos, Expr: p.parseExpr()}
+	}
+	if t.isPunct("[") && p.peekN(1).Kind == tokString && p.peekN(2).isPunct("]") && p.peekN(3).isPunct("=") {
+		name, _ := p.bracketName()
+		p.next()
+		return Assign{Name: name, NamePos: t.Pos, Expr: p.parseExpr()}
+	}
+	if t.isPunct("(") && p.peekN(1).isName() && (p.peekN(2).isPunct(",") || p.peekN(2).isPunct(")")) {
+		// (a, b) = expr: only detect to give a clear error.
+		j := p.i + 1
+		for j < len(p.toks) && (p.toks[j].isName() || p.toks[j].isPunct(",")) {
+			j++
+		}
+		if j+1 < len(p.toks) && p.toks[j].isPunct(")") && p.toks[j+1].isPunct("=") {
+			p.fail(t.Pos, "tuple assignments are not supported")
+		}
+	}
+	return Assign{Expr: p.parseExpr()}
+}
+
+func (p *parser) parseColPatterns() []ColPattern {
+	var out []ColPattern
+	for {
+		start := p.tok()
+		if name, ok := p.bracketName(); ok {
+			out = append(out, ColPattern{NamePos: start.Pos, Pattern: name})
+		} else {
+			var b strings.Builder
+			end := -1
+			for {
+				t := p.tok()
+				if !(t.isName() || t.isPunct("*")) || end >= 0 && t.Pos.Offset != end {
+					break
+				}
+				b.WriteString(t.Text)
+				end = t.End
+				p.next()
+			}
+			if b.Len() == 0 {
+				p.failExpected(p.tok(), "a column name")
+			}
+			out = append(out, ColPattern{NamePos: start.Pos, Pattern: b.String()})
+		}
+		if !p.acceptPunct(",") {
+			return out
+		}
+	}
+}
+
+func (p *parser) parseProjectRename(pos Pos) Operator {
+	r := &ProjectRename{OpPos: pos}
+	for {
+		nn, np := p.expectName("a new column name")
+		p.expectPunct("=")
+		on, op := p.expectName("an existing column name")
+		r.Items = append(r.Items, Rename{New: nn, NewPos: np, Old: on, OldPos: op})
+		if !p.acceptPunct(",") {
+			return r
+		}
+	}
+}
+
+func (p *parser) parseMvExpand(pos Pos) Operator {
+	m := &MvExpand{OpPos: pos, BagExpansion: "bag"}
+	for p.tok().isName() && p.peekN(1).isPunct("=") {
+		switch p.tok().Text {
+		case "bagexpansion", "kind":
+			p.next()
+			p.next()
+			t := p.tok()
+			v := p.paramValue()
+			if v != "bag" && v != "array" {
+				p.fail(t.Pos, "mv-expand %s must be bag or array", "kind")
+			}
+			m.BagExpansion = v
+			continue
+		case "with_itemindex":
+			p.next()
+			p.next()
+			m.WithItemIndex, _ = p.expectName("an index column name")
+			continue
+		}
+		break
+	}
+	for {
+		var it MvItem
+		t := p.tok()
+		if t.isName() && p.peekN(1).isPunct("=") {
+			p.next()
+			p.next()
+			it.Name, it.NamePos = t.Text, t.Pos
+		}
+		it.Expr = p.parseExpr()
+		if p.acceptIdent("to") {
+			p.expectKeyword("typeof")
+			p.expectPunct("(")
+			it.ToType = p.parseTypeName()
+			p.expectPunct(")")
+		}
+		m.Items = append(m.Items, it)
+		if !p.acceptPunct(",") {
+			break
+		}
+	}
+	if p.acceptIdent("limit") {
+		m.Limit = p.parseExpr()
+	}
+	return m
+}
+
+func (p *parser) parseSummarize(pos Pos) Operator {
+	s := &Summarize{OpPos: pos}
+	p.skipHints()
+	if !p.isIdent("by") {
+		s.Aggs = p.parseAssigns()
+	}
+	if p.acceptIdent("by") {
+		s.By = p.parseAssigns()
+	}
+	return s
+}
+
+func (p *parser) parseSortKeys() []SortKey {
+	var keys []SortKey
+	for {
+		k := SortKey{Expr: p.parseExpr(), Desc: true}
+		if p.acceptIdent("asc") {
+			k.Desc = false
+		} else {
+			p.acceptIdent("desc")
+		}
+		if p.acceptIdent("nulls") {
+			t := p.tok()
+			switch {
+			case p.acceptIdent("first"):
+				k.Nulls = "first"
+			case p.acceptIdent("last"):
+				k.Nulls = "last"
+			default:
+				p.failExpected(t, "first or last")
+			}
+		}
+		keys = append(keys, k)
+		if !p.acceptPunct(",") {
+			return keys
+		}
+	}
+}
+
+var joinKinds = map[string]bool{
+	"inner": true, "innerunique": true, "leftouter": true, "rightouter": true,
+	"fullouter": true, "leftanti": true, "anti": true, "leftantisemi": true,
+	"rightanti": true, "rightantisemi": true, "leftsemi": true, "rightsemi": true,
+}
+
+func (p *parser) parseJoin(pos Pos) Operator {
+	j := &Join{OpPos: pos}
+	for {
+		p.skipHints()
+		t := p.tok()
+		if !(t.isName() && p.peekN(1).isPunct("=")) {
+			break
+		}
+		p.next()
+		p.next()
+		vt := p.tok()
+		v := p.paramValue()
+		switch t.Text {
+		case "kind":
+			if !joinKinds[v] {
+				p.fail(vt.Pos, "unknown join kind %q", v)
+			}
+			j.Kind = v
+		default:
+			p.fail(t.Pos, "unknown join parameter %q", t.Text)
+		}
+	}
+	t := p.tok()
+	switch {
+	case t.isPunct("("):
+		p.next()
+		j.Right = p.parseTabular()
+		p.expectPunct(")")
+	case p.isNameStart():
+		name, npos := p.expectName("a table")
+		j.Right = &TableRef{NamePos: npos, Name: name}
+	default:
+		p.failExpected(t, "a table or '(' after join")
+	}
+	p.expectKeyword("on")
+	for {
+		e := p.parseExpr()
+		p.joinConds(e, j)
+		if !p.acceptPunct(",") {
+			break
+		}
+	}
+	return j
+}
+
+func (p *parser) joinConds(e Expr, j *Join) {
+	switch e := e.(type) {
+	case *Ident:
+		if !strings.HasPrefix(e.Name, "$") {
+			j.On = append(j.On, JoinOn{OnPos: e.NamePos, Left: e.Name, Right: e.Name})
+			return
+		}
+	case *Binary:
+		if e.Op == "and" {
+			p.joinConds(e.L, j)
+			p.joinConds(e.R, j)
+			return
+		}
+		if e.Op == "==" {
+			ls, ln := sideColumn(e.L)
+			rs, rn := sideColumn(e.R)
+			switch {
+			case ls == "$left" && rs == "$right":
+				j.On = append(j.On, JoinOn{OnPos: e.OpPos, Left: ln, Right: rn})
+				return
+			case ls == "$right" && rs == "$left":
+				j.On = append(j.On, JoinOn{OnPos: e.OpPos, Left: rn, Right: ln})
+				return
+			}
+		}
+	}
+	p.fail(e.Pos(), "join condition must be a column name or $left.Column == $right.Column")
+}
+
+func sideColumn(e Expr) (side, col string) {
+	m, ok := e.(*Member)
+	if !ok {
+		return "", ""
+	}
+	id, ok := m.X.(*Ident)
+	if !ok {
+		return "", ""
+	}
+	return id.Name, m.Name
+}
+
+func (p *parser) parseUnionBody() (UnionParams, []Tabular) {
+	params := UnionParams{Kind: "outer"}
+	for p.tok().isName() && p.peekN(1).isPunct("=") {
+		t := p.next()
+		p.next()
+		vt := p.tok()
+		v := p.paramValue()
+		switch t.Text {
+		case "kind":
+			if v != "inner" && v != "outer" {
+				p.fail(vt.Pos, "union kind must be inner or outer")
+			}
+			params.Kind = v
+		case "withsource":
+			params.WithSource = v
+		case "isfuzzy":
+		default:
+			p.fail(t.Pos, "unknown union parameter %q", t.Text)
+		}
+	}
+	var tables []Tabular
+	for {
+		t := p.tok()
+		switch {
+		case t.isPunct("("):
+			p.next()
+			tables = append(tables, p.parseTabular())
+			p.expectPunct(")")
+		case p.isNameStart():
+			name, npos := p.expectName("a table")
+			if p.isPunct("*") && p.tok().Pos.Offset == t.End {
+				p.fail(p.tok().Pos, "table name wildcards are not supported")
+			}
+			tables = append(tables, &TableRef{NamePos: npos, Name: name})
+		default:
+			p.failExpected(t, "a table or '(' in union")
+		}
+		if !p.acceptPunct(",") {
+			return params, tables
+		}
+	}
+}
+
+func (p *parser) parseParse(pos Pos, where bool) Operator {
+	pr := &ParseOp{OpPos: pos, Where: where, Kind: "simple"}
+	for p.tok().isName() && p.peekN(1).isPunct("=") && (p.isIdent("kind") || p.isIdent("flags")) {
+		t := p.next()
+		p.next()
+		vt := p.tok()
+		v := p.paramValue()
+		if t.Text == "kind" {
+			if v != "simple" && v != "regex" && v != "relaxed" {
+				p.fail(vt.Pos, "parse kind must be simple, regex or relaxed")
+			}
+			pr.Kind = v
+		} else {
+			pr.Flags = v
+		}
+	}
+	pr.X = p.parseExpr()
+	p.expectKeyword("with")
+	cols := 0
+	for {
+		t := p.tok()
+		switch {
+		case t.Kind == tokString:
+			p.next()
+			pr.Parts = append(pr.Parts, ParsePart{PartPos: t.Pos, Literal: t.Str})
+			continue
+		case t.isPunct("*"):
+			p.next()
+			pr.Parts = append(pr.Parts, ParsePart{PartPos: t.Pos, Star: true})
+			continue
+		case t.isName():
+			p.next()
+			part := ParsePart{PartPos: t.Pos, Column: t.Text, Type: table.String}
+			if p.acceptPunct(":") {
+				part.Type = p.parseTypeName()
+			}
+			pr.Parts = append(pr.Parts, part)
+			cols++
+			continue
+		}
+		break
+	}
+	if cols == 0 {
+		p.failExpected(p.tok(), "a column name in the parse pattern")
+	}
+	return pr
+}
