@@ -2,6 +2,8 @@ package detect
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -71,6 +73,15 @@ func (e *Engine) OnBatch(ctx context.Context, events []audit.Event) ([]*alert.Al
 		return nil, nil
 	}
 	src := audit.NewBatchSource(events)
+	// A batch from a single cluster names it on alerts whose rule does
+	// not project a Cluster column.
+	cluster := events[0].Cluster
+	for _, ev := range events {
+		if ev.Cluster != cluster {
+			cluster = ""
+			break
+		}
+	}
 	var raised []*alert.Alert
 	for _, r := range e.Rules {
 		if !r.NRT {
@@ -82,6 +93,14 @@ func (e *Engine) OnBatch(ctx context.Context, events []audit.Event) ([]*alert.Al
 			continue
 		}
 		for _, a := range alerts {
+			if a.Cluster == "" && cluster != "" {
+				a.Cluster = cluster
+				for i := range a.Entities {
+					if t := a.Entities[i].Type; a.Entities[i].Cluster == "" && t != alert.EntityUser && t != alert.EntityIP {
+						a.Entities[i].Cluster = cluster
+					}
+				}
+			}
 			if err := e.Sink.Raise(ctx, a); err != nil {
 				return raised, fmt.Errorf("raise alert for rule %s: %w", r.ID, err)
 			}
@@ -113,9 +132,16 @@ func (e *Engine) Evaluate(ctx context.Context, r *Rule, src table.Source) ([]*al
 		}
 		return display(row[i])
 	}
-	var ids []string
-	for _, row := range res.Rows {
-		ids = append(ids, get(row, r.idCol))
+	// Events without an audit id (trimmed exports) get one derived from
+	// the row, so they still alert, once.
+	ids := make([]string, len(res.Rows))
+	for i, row := range res.Rows {
+		ids[i] = get(row, r.idCol)
+		if ids[i] == "" {
+			b, _ := json.Marshal(row)
+			sum := sha256.Sum256(b)
+			ids[i] = "row-" + hex.EncodeToString(sum[:12])
+		}
 	}
 	seen := map[string]bool{}
 	if e.State != nil && len(ids) > 0 {
@@ -125,9 +151,9 @@ func (e *Engine) Evaluate(ctx context.Context, r *Rule, src table.Source) ([]*al
 	}
 	now := e.now()
 	var out []*alert.Alert
-	for _, row := range res.Rows {
-		id := get(row, r.idCol)
-		if id == "" || seen[id] {
+	for i, row := range res.Rows {
+		id := ids[i]
+		if seen[id] {
 			continue
 		}
 		seen[id] = true // the two stages of one long-running request share an id
@@ -153,12 +179,12 @@ func (e *Engine) Evaluate(ctx context.Context, r *Rule, src table.Source) ([]*al
 			e.log().Warn("rule hit max_alerts; dropping the rest of this run", "rule", r.ID, "max_alerts", r.MaxAlerts)
 			break
 		}
-		out = append(out, r.alertFor(row, res.Columns, get))
+		out = append(out, r.alertFor(id, row, res.Columns, get))
 	}
 	return out, nil
 }
 
-func (r *Rule) alertFor(row []any, cols []table.Column, get func([]any, string) string) *alert.Alert {
+func (r *Rule) alertFor(id string, row []any, cols []table.Column, get func([]any, string) string) *alert.Alert {
 	fields := map[string]any{}
 	for i, c := range cols {
 		if row[i] != nil {
@@ -173,7 +199,6 @@ func (r *Rule) alertFor(row []any, cols []table.Column, get func([]any, string) 
 			return get(row, placeholderRE.FindStringSubmatch(m)[1])
 		})
 	}
-	id := get(row, r.idCol)
 	a := &alert.Alert{
 		Source:      alert.SourceKdfir,
 		SourceID:    r.ID + ":" + id,

@@ -180,7 +180,9 @@ func ruleCases() []ruleCase {
 					s.Containers[0].SecurityContext = &corev1.SecurityContext{Privileged: ptr.To(true)}
 				})
 			},
-			neg: workload(func(s *corev1.PodSpec) { s.Containers[0].SecurityContext = &corev1.SecurityContext{Privileged: ptr.To(false)} }),
+			neg: workload(func(s *corev1.PodSpec) {
+				s.Containers[0].SecurityContext = &corev1.SecurityContext{Privileged: ptr.To(false)}
+			}),
 			check: func(t *testing.T, alerts []*alert.Alert) {
 				if len(alerts) != 2 {
 					t.Errorf("want alerts for the Deployment and the pod, got %d", len(alerts))
@@ -472,7 +474,9 @@ func (k *kit) csr() *certificatesv1.CertificateSigningRequest {
 			SignerName: "kubernetes.io/kube-apiserver-client", Usages: []certificatesv1.KeyUsage{certificatesv1.UsageClientAuth}},
 	}, metav1.CreateOptions{})
 	k.must(err)
-	k.t.Cleanup(func() { _ = k.env.Client.CertificatesV1().CertificateSigningRequests().Delete(ctx, name, metav1.DeleteOptions{}) })
+	k.t.Cleanup(func() {
+		_ = k.env.Client.CertificatesV1().CertificateSigningRequests().Delete(ctx, name, metav1.DeleteOptions{})
+	})
 	return csr
 }
 
