@@ -21,33 +21,69 @@ var errInvalidJSON = &json.SyntaxError{}
 
 // dynamic converts a valid JSON value starting at v[0].
 func dynamic(v []byte) any {
-	switch jsonKind(v) {
-	case 's':
-		return decodeString(v[:skipString(v, 0)])
-	case 'o':
-		m := map[string]any{}
-		_ = eachField(v, func(k string, val []byte) bool {
-			m[k] = dynamic(val)
-			return true
-		})
-		return m
-	case 'a':
-		l := []any{}
-		_ = eachElem(v, func(el []byte) { l = append(l, dynamic(el)) })
-		return l
-	case 'z':
-		return nil
-	case 'b':
-		return v[0] == 't'
-	case 'n':
-		lit := v[:skipValue(v, 0)]
-		if n, ok := intLiteral(lit); ok {
-			return n
-		}
-		f, _ := strconv.ParseFloat(string(lit), 64)
-		return f
+	x, _ := parseDyn(v, 0)
+	return x
+}
+
+// parseDyn converts the valid JSON value at b[i:] in one pass (linear even
+// for deeply nested values) and returns the index after it.
+func parseDyn(b []byte, i int) (any, int) {
+	i = skipWS(b, i)
+	if i >= len(b) {
+		return nil, i
 	}
-	return nil
+	switch b[i] {
+	case '"':
+		end := skipString(b, i)
+		return decodeString(b[i:end]), end
+	case '{':
+		m := map[string]any{}
+		i = skipWS(b, i+1)
+		for i < len(b) && b[i] == '"' {
+			end := skipString(b, i)
+			k := decodeString(b[i:end])
+			i = skipWS(b, end)
+			if i >= len(b) || b[i] != ':' {
+				break
+			}
+			var x any
+			x, i = parseDyn(b, i+1)
+			m[k] = x
+			i = skipWS(b, i)
+			if i < len(b) && b[i] == ',' {
+				i = skipWS(b, i+1)
+			}
+		}
+		return m, min(i+1, len(b))
+	case '[':
+		l := []any{}
+		i = skipWS(b, i+1)
+		for i < len(b) && b[i] != ']' {
+			x, n := parseDyn(b, i)
+			if n <= i {
+				break
+			}
+			l = append(l, x)
+			i = skipWS(b, n)
+			if i < len(b) && b[i] == ',' {
+				i = skipWS(b, i+1)
+			}
+		}
+		return l, min(i+1, len(b))
+	case 'n':
+		return nil, min(i+4, len(b))
+	case 't':
+		return true, min(i+4, len(b))
+	case 'f':
+		return false, min(i+5, len(b))
+	}
+	end := skipValue(b, i)
+	lit := b[i:end]
+	if n, ok := intLiteral(lit); ok {
+		return n, end
+	}
+	f, _ := strconv.ParseFloat(string(lit), 64)
+	return f, end
 }
 
 // compactJSON marshals a dynamic value the way tostring() renders it.

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"unicode/utf8"
@@ -37,13 +38,18 @@ func skipValue(b []byte, i int) int {
 	case '{', '[':
 		depth := 0
 		for i < len(b) {
+			j := bytes.IndexAny(b[i:], `"{}[]`)
+			if j < 0 {
+				return len(b)
+			}
+			i += j
 			switch b[i] {
 			case '"':
 				i = skipString(b, i)
 				continue
 			case '{', '[':
 				depth++
-			case '}', ']':
+			default:
 				depth--
 				if depth == 0 {
 					return i + 1
@@ -68,16 +74,17 @@ func skipValue(b []byte, i int) int {
 func skipString(b []byte, i int) int {
 	i++
 	for i < len(b) {
-		switch b[i] {
-		case '\\':
-			i += 2
-			continue
-		case '"':
+		j := bytes.IndexAny(b[i:], `"\\`)
+		if j < 0 {
+			return len(b)
+		}
+		i += j
+		if b[i] == '"' {
 			return i + 1
 		}
-		i++
+		i += 2
 	}
-	return i
+	return len(b)
 }
 
 // eachField calls fn for every member of the JSON object obj (valid JSON),

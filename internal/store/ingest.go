@@ -1,0 +1,75 @@
+package store
+
+import (
+	"context"
+	"io"
+
+	"github.com/kdfir/kdfir/internal/audit"
+)
+
+// IngestBatch is the number of events Ingest commits per transaction.
+const IngestBatch = 20000
+
+// IngestStats describes one ingested input.
+type IngestStats struct {
+	audit.Stats     // what the decoder read and rejected
+	Stored      int // new events
+	Duplicates  int // events already stored
+}
+
+// Ingest decodes r (any shape audit.Decode accepts) and stores its events
+// in batches of IngestBatch, decoding the next batch while the previous
+// one is written. onBatch, when not nil, is called with each stored batch
+// (for example to run detections on it) after it is committed.
+func (s *Store) Ingest(ctx context.Context, r io.Reader, opts audit.Options, onBatch func([]audit.Event) error) (IngestStats, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := make(chan []audit.Event, 2)
+	var st IngestStats
+	var decErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(batches)
+		batch := make([]audit.Event, 0, IngestBatch)
+		st.Stats, decErr = audit.Decode(r, opts, func(e audit.Event) error {
+			batch = append(batch, e)
+			if len(batch) == IngestBatch {
+				select {
+				case batches <- batch:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+				batch = make([]audit.Event, 0, IngestBatch)
+			}
+			return nil
+		})
+		if len(batch) > 0 && decErr == nil {
+			select {
+			case batches <- batch:
+			case <-ctx.Done():
+			}
+		}
+	}()
+	var err error
+	stored, dups := 0, 0
+	for b := range batches {
+		if err != nil {
+			continue // drain
+		}
+		var n, d int
+		if n, d, err = s.InsertBatch(ctx, b); err == nil && onBatch != nil {
+			err = onBatch(b)
+		}
+		stored, dups = stored+n, dups+d
+		if err != nil {
+			cancel()
+		}
+	}
+	<-done
+	st.Stored, st.Duplicates = stored, dups
+	if err == nil {
+		err = decErr
+	}
+	return st, err
+}
