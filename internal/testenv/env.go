@@ -61,6 +61,8 @@ type Env struct {
 	Node string
 
 	procs    []*process
+	proxyCrt string
+	proxyKey string
 	podsDir  string
 	caPEM    []byte
 	adminTok string
@@ -120,6 +122,10 @@ func Start(ctx context.Context, opts Options) (env *Env, err error) {
 	if err != nil {
 		return nil, err
 	}
+	e.proxyCrt, e.proxyKey, err = pk.issue("front-proxy", 4)
+	if err != nil {
+		return nil, err
+	}
 	saKey, saPub, err := serviceAccountKeys(dir)
 	if err != nil {
 		return nil, err
@@ -156,6 +162,13 @@ func Start(ctx context.Context, opts Options) (env *Env, err error) {
 		"--service-account-key-file", saPub,
 		"--service-account-signing-key-file", saKey,
 		"--token-auth-file", filepath.Join(dir, "tokens.csv"),
+		// Front-proxy authentication lets tests act as identities with
+		// extra attributes, such as an Entra object id (see EntraConfig).
+		"--requestheader-client-ca-file", filepath.Join(dir, "ca.crt"),
+		"--requestheader-allowed-names", "front-proxy",
+		"--requestheader-username-headers", "X-Remote-User",
+		"--requestheader-group-headers", "X-Remote-Group",
+		"--requestheader-extra-headers-prefix", "X-Remote-Extra-",
 		"--authorization-mode", "RBAC",
 		"--allow-privileged=true",
 		"--service-cluster-ip-range", "10.96.0.0/12",

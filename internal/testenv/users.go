@@ -3,6 +3,7 @@ package testenv
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"path/filepath"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -72,3 +73,38 @@ func (e *Env) ConfigFor(token string) *rest.Config {
 
 // CAPEM is the CA that signed the API server's and kwok's certificates.
 func (e *Env) CAPEM() []byte { return e.caPEM }
+
+// EntraConfig returns a client configuration that authenticates, through
+// the API server's front-proxy authentication, as user with an Entra
+// (Azure AD) object id in user.extra["oid"], the way AKS identities appear
+// in the audit log. The groups are added to system:authenticated.
+func (e *Env) EntraConfig(user, oid string, groups ...string) *rest.Config {
+	cfg := &rest.Config{
+		Host: e.Server,
+		TLSClientConfig: rest.TLSClientConfig{
+			CAData:   e.caPEM,
+			CertFile: e.proxyCrt,
+			KeyFile:  e.proxyKey,
+		},
+	}
+	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+		return headerTripper{rt: rt, user: user, oid: oid, groups: groups}
+	})
+	return cfg
+}
+
+type headerTripper struct {
+	rt        http.RoundTripper
+	user, oid string
+	groups    []string
+}
+
+func (h headerTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context())
+	req.Header.Set("X-Remote-User", h.user)
+	req.Header.Set("X-Remote-Extra-Oid", h.oid)
+	for _, g := range h.groups {
+		req.Header.Add("X-Remote-Group", g)
+	}
+	return h.rt.RoundTrip(req)
+}
