@@ -3,9 +3,10 @@ package store
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
+	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kdfir/kdfir/internal/audit"
@@ -84,56 +85,113 @@ func (v *source) query(req table.ScanRequest) (string, []any, []bool) {
 }
 
 func (v *source) Scan(ctx context.Context, req table.ScanRequest) (table.Rows, error) {
-	m, err := audit.NewMapper(req.Table)
-	if err != nil {
+	if _, err := audit.Schema(req.Table); err != nil {
 		return nil, err
 	}
 	q, args, _ := v.query(req)
+	ctx, cancel := context.WithCancel(ctx)
 	rows, err := v.s.db.QueryContext(ctx, q, args...)
 	if err != nil {
+		cancel()
 		return nil, fmt.Errorf("store: scan %s: %w", req.Table, err)
 	}
-	return &storeRows{rows: rows, m: m}, nil
+	r := &storeRows{cancel: cancel, out: make(chan []any, 256), done: make(chan struct{})}
+	go r.run(ctx, rows, req.Table)
+	return r, nil
 }
 
-// storeRows decodes each matching event and maps it to the table.
+// storeRows reads matching events from SQLite in one goroutine and
+// decodes and maps them to the table in one worker per CPU, so a scan that
+// returns many events uses every core. Row order is unspecified.
 type storeRows struct {
-	rows *sql.Rows
-	m    *audit.Mapper
-	row  []any
-	err  error
+	cancel context.CancelFunc
+	out    chan []any
+	done   chan struct{}
+	row    []any
+	err    error // set by run before out is closed
+}
+
+type rawEvent struct {
+	raw            []byte
+	cluster, resID string
+	ns             int64
+}
+
+func (r *storeRows) run(ctx context.Context, rows *sql.Rows, tableName string) {
+	defer close(r.done)
+	defer close(r.out)
+	jobs := make(chan rawEvent, 256)
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m, _ := audit.NewMapper(tableName)
+			for j := range jobs {
+				e := audit.Event{Raw: j.raw, Cluster: j.cluster, ClusterResourceID: j.resID}
+				if j.ns != NoTime {
+					e.Time = time.Unix(0, j.ns).UTC()
+				}
+				row := append([]any(nil), m.Row(&e)...)
+				select {
+				case r.out <- row:
+				case <-ctx.Done():
+				}
+			}
+		}()
+	}
+	var err error
+	for rows.Next() {
+		var j rawEvent
+		if err = rows.Scan(&j.raw, &j.cluster, &j.resID, &j.ns); err != nil {
+			err = fmt.Errorf("store: read row: %w", err)
+			break
+		}
+		select {
+		case jobs <- j:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if err == nil {
+		err = rows.Err()
+	}
+	rows.Close()
+	close(jobs)
+	wg.Wait()
+	if err != nil && ctx.Err() == nil {
+		r.err = err
+	}
 }
 
 func (r *storeRows) Next() bool {
-	if r.err != nil || !r.rows.Next() {
+	row, ok := <-r.out
+	if !ok {
 		return false
 	}
-	var raw sql.RawBytes
-	var cluster, resID string
-	var ns int64
-	if err := r.rows.Scan(&raw, &cluster, &resID, &ns); err != nil {
-		r.err = fmt.Errorf("store: read row: %w", err)
-		return false
-	}
-	if !json.Valid(raw) {
-		r.err = fmt.Errorf("store: stored event is not valid JSON")
-		return false
-	}
-	e := audit.Event{Raw: raw, Cluster: cluster, ClusterResourceID: resID}
-	if ns != NoTime {
-		e.Time = time.Unix(0, ns).UTC()
-	}
-	r.row = r.m.Row(&e)
+	r.row = row
 	return true
 }
 
 func (r *storeRows) Row() []any { return r.row }
 
+// RowsAreStable tells the evaluator each row is a fresh slice it may keep.
+func (r *storeRows) RowsAreStable() bool { return true }
+
+// Err is valid once Next has returned false; it waits for the scan to
+// wind down.
 func (r *storeRows) Err() error {
-	if r.err != nil {
-		return r.err
-	}
-	return r.rows.Err()
+	<-r.done
+	return r.err
 }
 
-func (r *storeRows) Close() error { return r.rows.Close() }
+// Close stops the scan and waits for its goroutines.
+func (r *storeRows) Close() error {
+	r.cancel()
+	for range r.out {
+	}
+	<-r.done
+	return nil
+}

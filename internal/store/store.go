@@ -95,6 +95,7 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_verb_resource ON events(verb, resource, subresource);
 CREATE INDEX IF NOT EXISTS events_namespace ON events(namespace);
 CREATE INDEX IF NOT EXISTS events_username ON events(username);
+CREATE INDEX IF NOT EXISTS events_principal ON events(principal_oid) WHERE principal_oid IS NOT NULL;
 `
 
 // PageSize is the page size of new databases. Large pages cut the number
