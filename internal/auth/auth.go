@@ -30,18 +30,18 @@ const (
 
 // Key is one configured API key.
 type Key struct {
-	Name string `json:"name"`
+	Name string `json:"name" yaml:"name"`
 	// Hash is "sha256:SALT:HEX", as `kdfir keys create` prints it.
-	Hash string `json:"hash"`
+	Hash string `json:"hash" yaml:"hash"`
 	// Scopes are action names (isolate-pod, collect-pod, ...) and the
 	// Scope constants.
-	Scopes []string `json:"scopes"`
+	Scopes []string `json:"scopes" yaml:"scopes"`
 	// Cluster is the cluster to assume for what this key sends without
 	// naming one (Falco events, audit webhook batches).
-	Cluster string `json:"cluster,omitempty"`
+	Cluster string `json:"cluster,omitempty" yaml:"cluster"`
 	// RatePerSecond and Burst limit the key's requests (default 20 and 40).
-	RatePerSecond float64 `json:"ratePerSecond,omitempty"`
-	Burst         int     `json:"burst,omitempty"`
+	RatePerSecond float64 `json:"ratePerSecond,omitempty" yaml:"ratePerSecond"`
+	Burst         int     `json:"burst,omitempty" yaml:"burst"`
 }
 
 // Allows reports whether the key grants scope.

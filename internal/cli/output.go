@@ -24,6 +24,8 @@ func render(w io.Writer, format string, v any, table func(tw io.Writer)) error {
 		}
 		_, err = w.Write(b)
 		return err
+	case "csv":
+		return usagef("csv output is only for hunt")
 	default:
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		table(tw)

@@ -66,7 +66,14 @@ func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", commandPath(root, args))
 		return ExitUsage
 	}
-	fmt.Fprintf(stderr, "Error: %s\n", oneLine(err))
+	var ee exitError
+	if errors.As(err, &ee) && ee.detail != "" {
+		// Multi-line diagnostics (a query with a caret under each error)
+		// are printed as they are.
+		fmt.Fprintf(stderr, "Error: %s\n", ee.detail)
+	} else {
+		fmt.Fprintf(stderr, "Error: %s\n", oneLine(err))
+	}
 	var ec exitCoder
 	if errors.As(err, &ec) {
 		return ec.ExitCode()
@@ -132,7 +139,7 @@ func newRoot(g *Globals) *cobra.Command {
 	pf.StringVar(&g.Cluster, "cluster", "", "cluster name (or Azure ResourceId) from the clusters file")
 	pf.StringVar(&g.ClustersFile, "clusters-file", "", "clusters file (default: $KDFIR_CLUSTERS_FILE or $XDG_CONFIG_HOME/kdfir/clusters.yaml)")
 	pf.StringVar(&g.DataDir, "data-dir", "", "data directory (default: $KDFIR_DATA_DIR or $XDG_DATA_HOME/kdfir)")
-	pf.StringVarP(&g.Output, "output", "o", "table", "output format: table, json or yaml")
+	pf.StringVarP(&g.Output, "output", "o", "table", "output format: table, json or yaml; hunt also prints csv")
 	pf.StringVar(&g.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	pf.StringVar(&g.LogFormat, "log-format", "text", "log format: text or json")
 
@@ -140,6 +147,15 @@ func newRoot(g *Globals) *cobra.Command {
 		newVersionCmd(g),
 		newClusterCmd(g),
 		newKeysCmd(g),
+		newRulesCmd(g),
+		newAlertsCmd(g),
+		newIngestCmd(g),
+		newHuntCmd(g),
+		newServeCmd(g),
+		newConfigCmd(g),
+		newCollectCmd(g),
+		newEvidenceCmd(g),
+		newIsolateCmd(g), newUnisolateCmd(g), newCordonCmd(g), newUncordonCmd(g), newExecCmd(g), newActionsCmd(g), newRevertCmd(g),
 	)
 	for _, c := range root.Commands() {
 		wrapArgs(c)
@@ -166,9 +182,9 @@ func wrapArgs(c *cobra.Command) {
 
 func (g *Globals) setup() error {
 	switch g.Output {
-	case "table", "json", "yaml":
+	case "table", "json", "yaml", "csv":
 	default:
-		return usagef("invalid --output %q: want table, json or yaml", g.Output)
+		return usagef("invalid --output %q: want table, json, yaml (or csv, for hunt)", g.Output)
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(g.LogLevel)); err != nil {

@@ -17,18 +17,18 @@ import (
 // Cluster is one entry of the clusters file.
 type Cluster struct {
 	// Name is how commands refer to the cluster (--cluster NAME).
-	Name string `json:"name"`
+	Name string `json:"name" yaml:"name"`
 	// Kubeconfig is the path of a kubeconfig file; empty means the default
 	// loading rules ($KUBECONFIG, then ~/.kube/config).
-	Kubeconfig string `json:"kubeconfig,omitempty"`
+	Kubeconfig string `json:"kubeconfig,omitempty" yaml:"kubeconfig"`
 	// Context is a context in that kubeconfig; empty means its current context.
-	Context string `json:"context,omitempty"`
+	Context string `json:"context,omitempty" yaml:"context"`
 	// InCluster uses the pod's service account instead of a kubeconfig.
-	InCluster bool `json:"inCluster,omitempty"`
+	InCluster bool `json:"inCluster,omitempty" yaml:"inCluster"`
 	// ResourceID is the cluster's Azure ResourceId
 	// (/subscriptions/…/providers/Microsoft.ContainerService/managedClusters/NAME),
 	// so alerts that name the cluster that way can find it.
-	ResourceID string `json:"resourceId,omitempty"`
+	ResourceID string `json:"resourceId,omitempty" yaml:"resourceId"`
 }
 
 // File is the clusters file:

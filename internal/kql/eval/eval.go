@@ -119,14 +119,6 @@ type relation struct {
 	shared bool
 }
 
-func (rel *relation) index() map[string]int {
-	m := make(map[string]int, len(rel.cols))
-	for i, c := range rel.cols {
-		m[c.Name] = i
-	}
-	return m
-}
-
 type runner struct {
 	ctx     context.Context
 	src     table.Source

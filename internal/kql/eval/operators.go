@@ -162,10 +162,6 @@ func (r *runner) compileExtend(cols []table.Column, items []syntax.Assign, e *en
 	return slots, cols, nil
 }
 
-func (r *runner) extend(rel *relation, items []syntax.Assign, e *env) (*relation, error) {
-	return r.rowPipeline(rel, []boundOp{{op: &syntax.Extend{Items: items}, env: e}})
-}
-
 // isRowStage reports whether op can run in a fused row pipeline.
 func isRowStage(op syntax.Operator) bool {
 	switch op := op.(type) {

@@ -1,0 +1,116 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kdfir/kdfir/internal/audit"
+	"github.com/kdfir/kdfir/internal/detect"
+)
+
+func newRulesCmd(g *Globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "rules",
+		Short: "List, validate and test detection rules",
+		Args:  cobra.NoArgs,
+	}
+	var paths []string
+	var noBuiltin bool
+	load := func() ([]*detect.Rule, error) { return loadRules(paths, !noBuiltin) }
+	cmd.PersistentFlags().StringSliceVar(&paths, "rules", nil, "rule files or directories to load besides the built-in pack")
+	cmd.PersistentFlags().BoolVar(&noBuiltin, "no-builtin", false, "leave out the built-in rule pack")
+
+	cmd.AddCommand(&cobra.Command{
+		Use:   "list",
+		Short: "List the rules",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			rules, err := load()
+			if err != nil {
+				return err
+			}
+			return render(g.Stdout, g.Output, rules, func(w io.Writer) {
+				fmt.Fprintln(w, "ID\tSEVERITY\tMODE\tTACTICS\tTITLE")
+				for _, r := range rules {
+					mode := "nrt"
+					if r.Schedule != nil {
+						mode = fmt.Sprintf("every %s", r.Schedule.Every)
+					}
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", r.ID, r.Severity, mode, strings.Join(r.Tactics, ","), r.Title)
+				}
+			})
+		},
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use:   "validate PATH...",
+		Short: "Validate rule files or directories; every invalid rule is reported",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			rules, err := detect.LoadPaths(args, nil)
+			if err != nil {
+				for _, line := range strings.Split(err.Error(), "\n") {
+					fmt.Fprintln(g.Stderr, line)
+				}
+				return fmt.Errorf("invalid rules in %s", strings.Join(args, ", "))
+			}
+			fmt.Fprintf(g.Stdout, "%d rules valid\n", len(rules))
+			return nil
+		},
+	})
+	var data string
+	test := &cobra.Command{
+		Use:   "test RULE --data FILE.jsonl",
+		Short: "Run a rule offline on a file of audit events and print the alerts it would raise",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if data == "" {
+				return usagef("--data is required")
+			}
+			rules, err := load()
+			if err != nil {
+				return err
+			}
+			var rule *detect.Rule
+			for _, r := range rules {
+				if r.ID == args[0] {
+					rule = r
+				}
+			}
+			if rule == nil {
+				return fmt.Errorf("no rule %q (see kdfir rules list)", args[0])
+			}
+			f, err := os.Open(data)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			events, stats, err := audit.DecodeAll(f, audit.Options{Cluster: "offline"})
+			if err != nil {
+				return err
+			}
+			if len(stats.Problems) > 0 {
+				g.Log.Warn("rejected lines in the data file", "rejected", stats.Rejected)
+			}
+			alerts, err := (&detect.Engine{}).Evaluate(cmd.Context(), rule, audit.NewBatchSource(events))
+			if err != nil {
+				return fmt.Errorf("rule %s: %w", rule.ID, err)
+			}
+			return render(g.Stdout, g.Output, alerts, func(w io.Writer) {
+				fmt.Fprintf(w, "%d alerts from %d events\n", len(alerts), len(events))
+				if len(alerts) > 0 {
+					fmt.Fprintln(w, "TIME\tSEVERITY\tTITLE\tENTITIES")
+				}
+				for _, a := range alerts {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", a.Time.Format("2006-01-02T15:04:05Z"), a.Severity, a.Title, entityList(a.Entities))
+				}
+			})
+		},
+	}
+	test.Flags().StringVar(&data, "data", "", "audit events (any format kdfir ingest reads)")
+	cmd.AddCommand(test)
+	return cmd
+}

@@ -1,0 +1,67 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func runCLI(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := Execute(context.Background(), args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestRulesCommands(t *testing.T) {
+	code, out, _ := runCLI(t, "rules", "list", "-o", "json")
+	var rules []map[string]any
+	if code != 0 || json.Unmarshal([]byte(out), &rules) != nil || len(rules) < 25 {
+		t.Fatalf("rules list: exit %d, %d rules", code, len(rules))
+	}
+
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte("id: nrt-join\ntitle: t\nseverity: high\nnrt: true\nentities: [{type: pod, name: n}]\nquery: KubeAudit | join (KubeAudit) on auditID | project Timestamp = stageTimestamp, ReportId = auditID, n = verb\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runCLI(t, "rules", "validate", dir)
+	if code != ExitFailure || !strings.Contains(stderr, "rule nrt-join") || !strings.Contains(stderr, "cannot use join") {
+		t.Fatalf("validate bad rule: exit %d, stderr %q", code, stderr)
+	}
+	code, out, _ = runCLI(t, "rules", "validate", "../detect/rules")
+	if code != 0 || !strings.Contains(out, "28 rules valid") {
+		t.Fatalf("validate pack: exit %d, %q", code, out)
+	}
+
+	data := filepath.Join("..", "..", "..", "shared", "data", "falco-k8s-audit", "exec_pod.json")
+	code, out, stderr = runCLI(t, "rules", "test", "k8s-exec-into-pod", "--data", data, "-o", "json")
+	var alerts []struct {
+		Title    string
+		Entities []struct{ Type, Name, Namespace string }
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &alerts) != nil || len(alerts) != 1 || !strings.Contains(alerts[0].Title, "bash") {
+		t.Fatalf("rules test: exit %d, out %q, stderr %q", code, out, stderr)
+	}
+	if code, _, _ := runCLI(t, "rules", "test", "no-such-rule", "--data", data); code != ExitFailure {
+		t.Fatalf("unknown rule: exit %d", code)
+	}
+	if code, _, _ := runCLI(t, "rules", "test", "k8s-exec-into-pod"); code != ExitUsage {
+		t.Fatalf("missing --data: exit %d", code)
+	}
+}
+
+func TestAlertsEmpty(t *testing.T) {
+	dir := t.TempDir()
+	code, out, _ := runCLI(t, "--data-dir", dir, "alerts", "list", "-o", "json")
+	if code != 0 || strings.TrimSpace(out) != "[]" {
+		t.Fatalf("alerts list: exit %d, %q", code, out)
+	}
+	if code, _, stderr := runCLI(t, "--data-dir", dir, "alerts", "show", "nope"); code != ExitFailure || !strings.Contains(stderr, "no such alert") {
+		t.Fatalf("alerts show unknown: exit %d, %q", code, stderr)
+	}
+}

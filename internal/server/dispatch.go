@@ -1,0 +1,332 @@
+package server
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/kdfir/kdfir/internal/alert"
+	"github.com/kdfir/kdfir/internal/config"
+	"github.com/kdfir/kdfir/internal/evidence"
+	"github.com/kdfir/kdfir/internal/journal"
+	"github.com/kdfir/kdfir/internal/respond"
+)
+
+// Dispatcher carries out actions for the service: response actions
+// through respond, collections through evidence, each journaled, on the
+// configured clusters.
+type Dispatcher struct {
+	Config     *config.Config
+	Journal    *journal.Journal
+	SigningKey ed25519.PrivateKey
+	Log        *slog.Logger
+
+	mu      sync.Mutex
+	clients map[string]*clusterClient
+}
+
+type clusterClient struct {
+	name string
+	cfg  *rest.Config
+	cs   kubernetes.Interface
+	self string // kdfir's own username on the cluster, once known
+}
+
+// UserAgent marks every request kdfir serve makes to a cluster.
+const UserAgent = "kdfir-serve"
+
+// Self returns kdfir's own username on a cluster (from a SelfSubjectReview),
+// so that detection can leave kdfir's own actions out: the execs of an
+// evidence collection must not raise exec alerts that collect again.
+func (d *Dispatcher) Self(ctx context.Context, cluster string) string {
+	cc, err := d.client(cluster)
+	if err != nil {
+		return ""
+	}
+	d.mu.Lock()
+	self := cc.self
+	d.mu.Unlock()
+	if self != "" {
+		return self
+	}
+	r, err := cc.cs.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+	if err != nil {
+		d.Log.Warn("cannot learn kdfir's own identity; its own actions may raise alerts", "cluster", cluster, "err", err)
+		return ""
+	}
+	d.mu.Lock()
+	cc.self = r.Status.UserInfo.Username
+	d.mu.Unlock()
+	return r.Status.UserInfo.Username
+}
+
+// releases maps each undo action to the action it releases.
+var releases = map[string]string{
+	"unisolate-pod":       "isolate-pod",
+	"unisolate-namespace": "isolate-namespace",
+	"uncordon-node":       "cordon-node",
+}
+
+func badRequest(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrBadRequest, fmt.Sprintf(format, args...))
+}
+
+// client returns the client of a configured cluster, by name or Azure
+// ResourceId (an empty ref is the default cluster).
+func (d *Dispatcher) client(ref string) (*clusterClient, error) {
+	c, ok := d.Config.FindCluster(ref)
+	if !ok {
+		if ref == "" {
+			return nil, badRequest("no cluster named, and no default cluster is configured")
+		}
+		return nil, badRequest("cluster %q is not configured", ref)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.clients == nil {
+		d.clients = map[string]*clusterClient{}
+	}
+	if cc, ok := d.clients[c.Name]; ok {
+		return cc, nil
+	}
+	cfg, err := c.RESTConfig()
+	if err != nil {
+		return nil, err
+	}
+	cfg.QPS, cfg.Burst, cfg.UserAgent = 200, 400, UserAgent
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	cc := &clusterClient{name: c.Name, cfg: cfg, cs: cs}
+	d.clients[c.Name] = cc
+	return cc, nil
+}
+
+func (d *Dispatcher) runner(cc *clusterClient, actor string) *respond.Runner {
+	return &respond.Runner{Client: cc.cs, Config: cc.cfg, Journal: d.Journal, Cluster: cc.name, Actor: actor, Log: d.Log,
+		Actions: respond.Builtin(respond.ExecPolicy{Enabled: d.Config.Exec.Enabled, Allow: d.Config.Exec.Allow, MaxOutputBytes: d.Config.Exec.MaxOutputBytes})}
+}
+
+// targetString is the target as the journal names it.
+func targetString(t alert.Entity) string {
+	if t.Type == alert.EntityPod {
+		return t.Namespace + "/" + t.Name
+	}
+	return t.Name
+}
+
+// checkTarget makes sure the target exists before anything is journaled
+// or changed, so an unknown pod, namespace or node is the caller's error.
+func checkTarget(ctx context.Context, cc *clusterClient, t alert.Entity) error {
+	var err error
+	switch t.Type {
+	case alert.EntityPod:
+		if t.Namespace == "" || t.Name == "" {
+			return badRequest("pod entity needs a namespace and a name")
+		}
+		_, err = cc.cs.CoreV1().Pods(t.Namespace).Get(ctx, t.Name, metav1.GetOptions{})
+	case alert.EntityNamespace:
+		_, err = cc.cs.CoreV1().Namespaces().Get(ctx, t.Name, metav1.GetOptions{})
+	case alert.EntityNode:
+		_, err = cc.cs.CoreV1().Nodes().Get(ctx, t.Name, metav1.GetOptions{})
+	default:
+		return badRequest("cannot act on a %q entity", t.Type)
+	}
+	switch {
+	case apierrors.IsNotFound(err):
+		return badRequest("%s %s not found in cluster %s", t.Type, targetString(t), cc.name)
+	case apierrors.IsBadRequest(err), apierrors.IsInvalid(err):
+		return badRequest("invalid %s %q", t.Type, targetString(t))
+	case err != nil:
+		return fmt.Errorf("look up %s %s: %w", t.Type, targetString(t), err)
+	}
+	return nil
+}
+
+// Run carries out one action now.
+func (d *Dispatcher) Run(ctx context.Context, req ActionRequest) (*ActionResult, error) {
+	cc, err := d.client(req.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	if req.Target.Name == "" {
+		return nil, badRequest("%s needs a target %s", req.Action, req.Target.Type)
+	}
+	if err := checkTarget(ctx, cc, req.Target); err != nil {
+		return nil, err
+	}
+	if strings.HasPrefix(req.Action, "collect-") {
+		return d.collect(ctx, cc, req)
+	}
+	r := d.runner(cc, req.Actor)
+	var res *respond.Result
+	if base, ok := releases[req.Action]; ok {
+		res, err = r.Release(ctx, base, targetString(req.Target), req.DryRun)
+	} else {
+		params, perr := json.Marshal(req.Params)
+		if perr != nil {
+			return nil, badRequest("params: %v", perr)
+		}
+		if req.Params == nil {
+			params = nil
+		}
+		res, err = r.Run(ctx, respond.Request{Action: req.Action, Target: targetString(req.Target), Params: json.RawMessage(params), Reason: req.Reason, DryRun: req.DryRun})
+	}
+	var ie *respond.InputError
+	if errors.As(err, &ie) || errors.Is(err, respond.ErrExecDisabled) || errors.Is(err, respond.ErrNotAllowed) {
+		err = fmt.Errorf("%w: %v", ErrBadRequest, err)
+	}
+	if res == nil {
+		return nil, err
+	}
+	return &ActionResult{ID: res.ID, Action: req.Action, Target: targetString(req.Target), Status: string(res.Status), Message: res.Message, Changes: res.Changes}, err
+}
+
+// collect runs a journaled evidence collection to the destination the
+// request names: params.to (a DEST), or params.destination (a name in the
+// config's evidence section, default "default").
+func (d *Dispatcher) collect(ctx context.Context, cc *clusterClient, req ActionRequest) (*ActionResult, error) {
+	dest, _ := req.Params["to"].(string)
+	if dest == "" {
+		name, _ := req.Params["destination"].(string)
+		if name == "" {
+			name = "default"
+		}
+		dest = d.Config.Evidence[name]
+		if dest == "" {
+			return nil, badRequest("evidence destination %q is not configured", name)
+		}
+	}
+	sink, err := evidence.OpenDest(dest)
+	if err != nil {
+		return nil, badRequest("%v", err)
+	}
+	images, _ := req.Params["images"].(bool)
+	ereq := evidence.Request{Namespace: req.Target.Namespace, Name: req.Target.Name, Images: images}
+	switch req.Action {
+	case "collect-pod":
+		ereq.Kind = evidence.KindPod
+	case "collect-namespace":
+		ereq.Kind = evidence.KindNamespace
+	default:
+		ereq.Kind = evidence.KindNode
+	}
+	if req.DryRun {
+		return &ActionResult{Action: req.Action, Target: targetString(req.Target), Status: string(respond.StatusDryRun),
+			Message: "would collect evidence to " + sink.String()}, nil
+	}
+	collector, err := evidence.New(cc.cs, cc.cfg, evidence.Options{Cluster: cc.name, SigningKey: d.SigningKey, Log: d.Log})
+	if err != nil {
+		return nil, err
+	}
+	params, _ := json.Marshal(map[string]any{"to": evidence.Redact(dest), "images": images})
+	e := &journal.Entry{ID: journal.NewID(), Actor: req.Actor, Reason: req.Reason, Cluster: cc.name, Target: targetString(req.Target), Params: params, Parent: req.Parent}
+	res, err := evidence.Journaled(ctx, d.Journal, collector, sink, ereq, e)
+	if err != nil {
+		return &ActionResult{ID: e.ID, Action: req.Action, Target: e.Target, Status: string(respond.StatusFailed), Message: evidence.Redact(err.Error())}, errors.New(evidence.Redact(err.Error()))
+	}
+	out := &ActionResult{ID: e.ID, Action: req.Action, Target: e.Target, Status: string(respond.StatusSucceeded), Changes: e.Changes,
+		Message: fmt.Sprintf("%d artifacts to %s, manifest sha256 %s", res.Artifacts, res.Location, res.ManifestSHA256)}
+	if len(res.Failed) > 0 {
+		out.Message += fmt.Sprintf("; %d not collected", len(res.Failed))
+	}
+	return out, nil
+}
+
+// held is what a held action keeps in its journal params.
+type held struct {
+	Request ActionRequest   `json:"request"`
+	Resume  json.RawMessage `json:"resume,omitempty"`
+}
+
+// Hold journals an action as waiting for approval, without running it.
+func (d *Dispatcher) Hold(ctx context.Context, req ActionRequest, resume json.RawMessage) (*ActionResult, error) {
+	cc, err := d.client(req.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	req.Cluster = cc.name
+	params, err := json.Marshal(held{Request: req, Resume: resume})
+	if err != nil {
+		return nil, err
+	}
+	e := &journal.Entry{Actor: req.Actor, Reason: req.Reason, Cluster: cc.name, Action: req.Action, Target: targetString(req.Target),
+		Params: params, Status: journal.PendingApproval, Parent: req.Parent}
+	if err := d.Journal.Begin(ctx, e); err != nil {
+		return nil, err
+	}
+	return &ActionResult{ID: e.ID, Action: req.Action, Target: e.Target, Status: string(journal.PendingApproval),
+		Message: "waiting for approval: POST /v1/actions/" + e.ID + "/approve"}, nil
+}
+
+// Approve runs a held action, records who approved it on the held entry,
+// and returns the resume data Hold stored.
+func (d *Dispatcher) Approve(ctx context.Context, id, actor string) (*ActionResult, json.RawMessage, error) {
+	e, err := d.Journal.Get(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	if e.Status != journal.PendingApproval {
+		return nil, nil, badRequest("action %s is %s, not pending approval", id, e.Status)
+	}
+	var h held
+	if err := json.Unmarshal(e.Params, &h); err != nil {
+		return nil, nil, fmt.Errorf("held action %s: %w", id, err)
+	}
+	h.Request.Reason = strings.TrimSpace(h.Request.Reason + " (approved by " + actor + ")")
+	res, runErr := d.Run(ctx, h.Request)
+	e.Finished = time.Now().UTC()
+	e.Status = journal.Succeeded
+	e.Error = ""
+	if runErr != nil {
+		e.Status, e.Error = journal.Failed, runErr.Error()
+	}
+	e.Result, _ = json.Marshal(map[string]any{"approvedBy": actor, "action": res})
+	if err := d.Journal.Update(ctx, e); err != nil {
+		return res, nil, err
+	}
+	return res, h.Resume, runErr
+}
+
+// Revert undoes an action.
+func (d *Dispatcher) Revert(ctx context.Context, id, actor string) (*ActionResult, error) {
+	e, err := d.Journal.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	cc, err := d.client(e.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	res, err := d.runner(cc, actor).Revert(ctx, id, false)
+	if errors.Is(err, respond.ErrNotRevertible) {
+		err = fmt.Errorf("%w: %v", ErrBadRequest, err)
+	}
+	if res == nil {
+		return nil, err
+	}
+	return &ActionResult{ID: res.ID, Action: res.Action, Target: res.Target, Status: string(res.Status), Message: res.Message, Changes: res.Changes}, err
+}
+
+// Get reads one journal entry.
+func (d *Dispatcher) Get(ctx context.Context, id string) (*journal.Entry, error) {
+	return d.Journal.Get(ctx, id)
+}
+
+// List reads journal entries.
+func (d *Dispatcher) List(ctx context.Context, f journal.Filter) ([]*journal.Entry, error) {
+	return d.Journal.List(ctx, f)
+}

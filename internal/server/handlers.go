@@ -1,0 +1,336 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kdfir/kdfir/internal/alert"
+	"github.com/kdfir/kdfir/internal/auth"
+	"github.com/kdfir/kdfir/internal/journal"
+	"github.com/kdfir/kdfir/internal/playbook"
+)
+
+// runAction runs one action with metrics.
+func (s *Server) runAction(r *http.Request, req ActionRequest) (*ActionResult, error) {
+	return s.run(r.Context(), req)
+}
+
+func (s *Server) run(ctx context.Context, req ActionRequest) (*ActionResult, error) {
+	start := time.Now()
+	res, err := s.Actions.Run(ctx, req)
+	result := "succeeded"
+	switch {
+	case err != nil:
+		result = "failed"
+	case res != nil && res.Status != "":
+		result = res.Status
+	}
+	s.Metrics.Actions.WithLabelValues(req.Action, result).Inc()
+	s.Metrics.ActionLatency.WithLabelValues(req.Action).Observe(time.Since(start).Seconds())
+	return res, err
+}
+
+type alertResponse struct {
+	Alert     *alert.Alert       `json:"alert"`
+	Duplicate bool               `json:"duplicate,omitempty"`
+	Playbooks []playbook.Outcome `json:"playbooks,omitempty"`
+	Actions   []string           `json:"actions"`
+}
+
+func (s *Server) postAlert(w http.ResponseWriter, r *http.Request, key *auth.Key) {
+	body, err := readBody(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	a, err := alert.Parse(body)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if a.Cluster == "" && key.Cluster != "" {
+		a.Cluster = key.Cluster
+		for i := range a.Entities {
+			if a.Entities[i].Cluster == "" && a.Entities[i].Type != alert.EntityUser && a.Entities[i].Type != alert.EntityIP {
+				a.Entities[i].Cluster = key.Cluster
+			}
+		}
+	}
+	s.Metrics.AlertsReceived.WithLabelValues(a.Source).Inc()
+	resp, err := s.Intake(r.Context(), a)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// Intake stores an alert, unless it repeats one already received from the
+// same source within the dedupe window, and runs the playbooks that match
+// it. Alerts raised by kdfir's own rules come in here too.
+func (s *Server) Intake(ctx context.Context, a *alert.Alert) (*alertResponse, error) {
+	window := s.DedupeWindow
+	if window <= 0 {
+		window = 10 * time.Minute
+	}
+	if a.SourceID != "" {
+		// Serialise check-and-add so two concurrent deliveries of one
+		// alert cannot both pass.
+		s.alertMu.Lock()
+		prev, err := s.Alerts.FindBySource(ctx, a.Source, a.SourceID, time.Now().Add(-window))
+		if err != nil {
+			s.alertMu.Unlock()
+			return nil, err
+		}
+		if prev != nil {
+			s.alertMu.Unlock()
+			return &alertResponse{Alert: prev, Duplicate: true, Actions: prev.Actions}, nil
+		}
+		err = s.Alerts.Add(ctx, a)
+		s.alertMu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+	} else if err := s.Alerts.Add(ctx, a); err != nil {
+		return nil, err
+	}
+	outs := s.Playbooks.Run(ctx, a)
+	var ids []string
+	for _, o := range outs {
+		for _, st := range o.Steps {
+			if st.ActionID != "" {
+				ids = append(ids, st.ActionID)
+			}
+		}
+	}
+	a.Actions = ids
+	if len(ids) > 0 {
+		if err := s.Alerts.SetActions(ctx, a.ID, ids); err != nil {
+			return nil, err
+		}
+	}
+	return &alertResponse{Alert: a, Playbooks: outs, Actions: ids}, nil
+}
+
+func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request, _ *auth.Key) {
+	list, err := s.Alerts.List(r.Context(), limitParam(r))
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"alerts": nonNil(list)})
+}
+
+func (s *Server) getAlert(w http.ResponseWriter, r *http.Request, _ *auth.Key) {
+	a, err := s.Alerts.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		writeError(w, http.StatusNotFound, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, a)
+}
+
+func (s *Server) postAction(w http.ResponseWriter, r *http.Request, key *auth.Key) {
+	var req ActionRequest
+	if err := readJSON(r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	want, ok := playbook.Actions[req.Action]
+	if !ok {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown action %q", req.Action))
+		return
+	}
+	if !key.Allows(req.Action) {
+		writeError(w, http.StatusForbidden, fmt.Sprintf("key %s may not run %s", key.Name, req.Action))
+		return
+	}
+	if req.Action == "exec-pod" && !s.ExecEnabled {
+		writeError(w, http.StatusForbidden, "exec is disabled: set exec.enabled: true in the kdfir serve config")
+		return
+	}
+	if req.Target.Type == "" {
+		req.Target.Type = want
+	}
+	if req.Target.Type != want {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("%s acts on a %s, not a %s", req.Action, want, req.Target.Type))
+		return
+	}
+	if req.Cluster == "" {
+		req.Cluster = firstNonEmpty(req.Target.Cluster, key.Cluster)
+	}
+	req.Actor = key.Name
+	res, err := s.runAction(r, req)
+	if err != nil {
+		code := actionStatus(err)
+		if res != nil {
+			writeJSON(w, code, map[string]any{"error": err.Error(), "action": res})
+			return
+		}
+		writeError(w, code, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (s *Server) listActions(w http.ResponseWriter, r *http.Request, _ *auth.Key) {
+	q := r.URL.Query()
+	list, err := s.Actions.List(r.Context(), journal.Filter{Cluster: q.Get("cluster"), Action: q.Get("action"), Target: q.Get("target"), Parent: q.Get("alert"), Limit: limitParam(r)})
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"actions": nonNil(list)})
+}
+
+func (s *Server) getAction(w http.ResponseWriter, r *http.Request, _ *auth.Key) {
+	e, err := s.Actions.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		writeError(w, actionStatus(err), err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, e)
+}
+
+func (s *Server) revertAction(w http.ResponseWriter, r *http.Request, key *auth.Key) {
+	res, err := s.Actions.Revert(r.Context(), r.PathValue("id"), key.Name)
+	if err != nil {
+		writeError(w, actionStatus(err), err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// resume is what a held playbook step needs to go on after approval.
+type resume struct {
+	Alert     string `json:"alert"`
+	Playbook  string `json:"playbook"`
+	StepIndex int    `json:"step"`
+}
+
+func (s *Server) approveAction(w http.ResponseWriter, r *http.Request, key *auth.Key) {
+	ctx := r.Context()
+	e, err := s.Actions.Get(ctx, r.PathValue("id"))
+	if err != nil {
+		writeError(w, actionStatus(err), err.Error())
+		return
+	}
+	if !key.Allows(e.Action) {
+		writeError(w, http.StatusForbidden, fmt.Sprintf("key %s may not run %s", key.Name, e.Action))
+		return
+	}
+	res, raw, err := s.Actions.Approve(ctx, e.ID, key.Name)
+	if err != nil {
+		writeError(w, actionStatus(err), err.Error())
+		return
+	}
+	out := map[string]any{"action": res}
+	var rs resume
+	if len(raw) > 0 && json.Unmarshal(raw, &rs) == nil && rs.Playbook != "" {
+		a, err := s.Alerts.Get(ctx, rs.Alert)
+		if err == nil {
+			o, err := s.Playbooks.Continue(ctx, a, rs.Playbook, rs.StepIndex)
+			if err != nil {
+				out["playbookError"] = err.Error()
+			} else {
+				out["playbook"] = o
+				ids := append([]string{}, a.Actions...)
+				for _, st := range o.Steps {
+					if st.ActionID != "" {
+						ids = append(ids, st.ActionID)
+					}
+				}
+				_ = s.Alerts.SetActions(ctx, a.ID, ids)
+			}
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) postAudit(w http.ResponseWriter, r *http.Request, key *auth.Key) {
+	if s.Audit == nil {
+		writeError(w, http.StatusNotFound, "audit ingestion is not configured")
+		return
+	}
+	n, err := s.Audit.IngestWebhook(r.Context(), key.Cluster, r.Body)
+	if err != nil {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("body larger than %d bytes", mb.Limit))
+			return
+		}
+		code := http.StatusInternalServerError
+		if errors.Is(err, ErrBadRequest) {
+			code = http.StatusBadRequest
+		}
+		writeError(w, code, err.Error())
+		return
+	}
+	s.Metrics.AuditEvents.Add(float64(n))
+	writeJSON(w, http.StatusOK, map[string]int{"stored": n})
+}
+
+// Run and Hold make the server the playbook engine's executor.
+
+// Run performs a playbook step.
+func (s *Server) Run(ctx context.Context, req playbook.StepRequest) (playbook.StepResult, error) {
+	res, err := s.run(ctx, s.stepAction(req))
+	return stepResult(res), err
+}
+
+// Hold journals a step that needs approval.
+func (s *Server) Hold(ctx context.Context, req playbook.StepRequest) (playbook.StepResult, error) {
+	raw, _ := json.Marshal(resume{Alert: req.Alert.ID, Playbook: req.Playbook, StepIndex: req.StepIndex})
+	res, err := s.Actions.Hold(ctx, s.stepAction(req), raw)
+	return stepResult(res), err
+}
+
+func (s *Server) stepAction(req playbook.StepRequest) ActionRequest {
+	return ActionRequest{
+		Cluster: firstNonEmpty(req.Target.Cluster, req.Alert.Cluster),
+		Action:  req.Step.Action,
+		Target:  req.Target,
+		Params:  req.Step.Params,
+		Reason:  fmt.Sprintf("alert %s (%s): %s", req.Alert.ID, req.Alert.Source, req.Alert.Title),
+		DryRun:  req.DryRun,
+		Actor:   "playbook:" + req.Playbook,
+		Parent:  req.Alert.ID,
+	}
+}
+
+func stepResult(res *ActionResult) playbook.StepResult {
+	if res == nil {
+		return playbook.StepResult{}
+	}
+	return playbook.StepResult{ActionID: res.ID, Status: res.Status, Message: res.Message}
+}
+
+func limitParam(r *http.Request) int {
+	n, err := strconv.Atoi(r.URL.Query().Get("limit"))
+	if err != nil || n <= 0 || n > 1000 {
+		return 100
+	}
+	return n
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+func firstNonEmpty(ss ...string) string {
+	for _, s := range ss {
+		if strings.TrimSpace(s) != "" {
+			return s
+		}
+	}
+	return ""
+}

@@ -1,0 +1,268 @@
+// Package server is kdfir serve: an HTTPS API that takes alerts (from
+// Defender for Cloud, Sentinel, Falco, kdfir's own rules, and the original
+// Azure Function's request format), runs playbooks and single actions, and
+// receives the API server's audit webhook.
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/kdfir/kdfir/internal/alert"
+	"github.com/kdfir/kdfir/internal/auth"
+	"github.com/kdfir/kdfir/internal/journal"
+	"github.com/kdfir/kdfir/internal/playbook"
+)
+
+// ActionRequest asks for one action on one target.
+type ActionRequest struct {
+	// Cluster is a configured cluster's name or Azure ResourceId; empty
+	// means the only or default cluster.
+	Cluster string         `json:"cluster,omitempty"`
+	Action  string         `json:"action"`
+	Target  alert.Entity   `json:"target"`
+	Params  map[string]any `json:"params,omitempty"`
+	Reason  string         `json:"reason,omitempty"`
+	DryRun  bool           `json:"dryRun,omitempty"`
+	// Actor is the API key's name; Parent the alert that caused it.
+	Actor  string `json:"-"`
+	Parent string `json:"-"`
+}
+
+// ActionResult is what an action did.
+type ActionResult struct {
+	ID      string           `json:"id"`
+	Action  string           `json:"action"`
+	Target  string           `json:"target"`
+	Status  string           `json:"status"`
+	Message string           `json:"message,omitempty"`
+	Changes []journal.Change `json:"changes,omitempty"`
+}
+
+// Actions runs actions and reads the journal. Errors wrapping
+// ErrBadRequest are the caller's fault (unknown cluster, pod, namespace or
+// node; invalid parameters) and map to 400.
+type Actions interface {
+	Run(ctx context.Context, req ActionRequest) (*ActionResult, error)
+	// Hold journals the action as pending_approval without running it.
+	Hold(ctx context.Context, req ActionRequest, resume json.RawMessage) (*ActionResult, error)
+	// Approve runs a held action and returns the resume data Hold stored.
+	Approve(ctx context.Context, id, actor string) (*ActionResult, json.RawMessage, error)
+	Revert(ctx context.Context, id, actor string) (*ActionResult, error)
+	Get(ctx context.Context, id string) (*journal.Entry, error)
+	List(ctx context.Context, f journal.Filter) ([]*journal.Entry, error)
+}
+
+// ErrBadRequest marks errors in what a caller asked for.
+var ErrBadRequest = errors.New("bad request")
+
+// Alerts stores alerts.
+type Alerts interface {
+	// Add stores a new alert and assigns its ID.
+	Add(ctx context.Context, a *alert.Alert) error
+	// SetActions records the actions an alert's playbooks started.
+	SetActions(ctx context.Context, id string, actions []string) error
+	// FindBySource returns the alert from source with sourceID received
+	// since the given time, or nil.
+	FindBySource(ctx context.Context, source, sourceID string, since time.Time) (*alert.Alert, error)
+	Get(ctx context.Context, id string) (*alert.Alert, error)
+	List(ctx context.Context, limit int) ([]*alert.Alert, error)
+}
+
+// AuditSink receives audit.k8s.io EventList bodies from the API server's
+// webhook; it must store them durably before returning.
+type AuditSink interface {
+	IngestWebhook(ctx context.Context, cluster string, body io.Reader) (stored int, err error)
+}
+
+// Server is the HTTP API.
+type Server struct {
+	Auth      *auth.Authenticator
+	Actions   Actions
+	Alerts    Alerts
+	Audit     AuditSink // nil: /v1/audit answers 404
+	Playbooks *playbook.Engine
+	Metrics   *Metrics
+	Log       *slog.Logger
+	// ExecEnabled allows runcommand / exec-pod.
+	ExecEnabled bool
+	// DedupeWindow drops a repeated delivery of the same alert (same
+	// source id) within this window. Default 10 minutes.
+	DedupeWindow time.Duration
+	// MaxBody bounds request bodies (default 1 MiB); MaxAuditBody bounds
+	// audit webhook batches (default 32 MiB).
+	MaxBody, MaxAuditBody int64
+	// Ready reports readiness (nil: always ready).
+	Ready func(ctx context.Context) error
+
+	alertMu sync.Mutex // serialises alert de-duplication
+}
+
+// Handler returns the routes.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	route := func(pattern, name, scope string, h func(http.ResponseWriter, *http.Request, *auth.Key)) {
+		mux.Handle(pattern, s.wrap(name, scope, h))
+	}
+	route("POST /api/AKSTriggerResponse", "aks-trigger", "", s.aksTrigger)
+	route("POST /v1/alerts", "alerts-post", auth.ScopeAlerts, s.postAlert)
+	route("GET /v1/alerts", "alerts-list", auth.ScopeRead, s.listAlerts)
+	route("GET /v1/alerts/{id}", "alerts-get", auth.ScopeRead, s.getAlert)
+	route("POST /v1/actions", "actions-post", "", s.postAction)
+	route("GET /v1/actions", "actions-list", auth.ScopeRead, s.listActions)
+	route("GET /v1/actions/{id}", "actions-get", auth.ScopeRead, s.getAction)
+	route("POST /v1/actions/{id}/revert", "actions-revert", auth.ScopeRevert, s.revertAction)
+	route("POST /v1/actions/{id}/approve", "actions-approve", auth.ScopeApprove, s.approveAction)
+	route("POST /v1/audit", "audit", auth.ScopeAudit, s.postAudit)
+	route("GET /metrics", "metrics", auth.ScopeRead, func(w http.ResponseWriter, r *http.Request, _ *auth.Key) {
+		promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{}).ServeHTTP(w, r)
+	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if s.Ready != nil {
+			if err := s.Ready(r.Context()); err != nil {
+				http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+		}
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	return mux
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.code = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// wrap authenticates, rate-limits, checks the route's scope (when it has a
+// fixed one), bounds the body, and logs and counts the request. It never
+// logs the key or the query string.
+func (s *Server) wrap(name, scope string, h func(http.ResponseWriter, *http.Request, *auth.Key)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		keyName := "-"
+		defer func() {
+			s.Metrics.HTTPRequests.WithLabelValues(name, strconv.Itoa(sw.code)).Inc()
+			s.Log.Info("request", "method", r.Method, "route", name, "path", r.URL.Path, "key", keyName,
+				"status", sw.code, "duration", time.Since(start).Round(time.Microsecond), "remote", r.RemoteAddr)
+		}()
+		key := s.Auth.Lookup(presentedKey(r))
+		if key == nil {
+			writeError(sw, http.StatusUnauthorized, "a valid API key is required (?code=, x-functions-key or Authorization: Bearer)")
+			return
+		}
+		keyName = key.Name
+		if !s.Auth.Allow(key) {
+			sw.Header().Set("Retry-After", "1")
+			writeError(sw, http.StatusTooManyRequests, "rate limit exceeded for key "+key.Name)
+			return
+		}
+		if scope != "" && !key.Allows(scope) {
+			writeError(sw, http.StatusForbidden, fmt.Sprintf("key %s lacks scope %q", key.Name, scope))
+			return
+		}
+		limit := s.MaxBody
+		if limit <= 0 {
+			limit = 1 << 20
+		}
+		if name == "audit" {
+			limit = s.MaxAuditBody
+			if limit <= 0 {
+				limit = 32 << 20
+			}
+		}
+		r.Body = http.MaxBytesReader(sw, r.Body, limit)
+		h(sw, r, key)
+	})
+}
+
+func presentedKey(r *http.Request) string {
+	if k := r.Header.Get("x-functions-key"); k != "" {
+		return k
+	}
+	if k, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		return strings.TrimSpace(k)
+	}
+	return r.URL.Query().Get("code")
+}
+
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, errorBody{Error: msg})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// readJSON decodes a body strictly: unknown fields, trailing data and
+// oversized bodies are errors.
+func readJSON(r *http.Request, v any) error {
+	b, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	return decodeStrict(b, v)
+}
+
+func decodeStrict(b []byte, v any) error {
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("invalid JSON: %w", err)
+	}
+	if dec.More() {
+		return errors.New("invalid JSON: trailing data after the object")
+	}
+	return nil
+}
+
+// readBody reads a bounded body.
+func readBody(r *http.Request) ([]byte, error) {
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			return nil, fmt.Errorf("body larger than %d bytes", mb.Limit)
+		}
+		return nil, fmt.Errorf("read body: %w", err)
+	}
+	return b, nil
+}
+
+// actionStatus maps an action error to a status code.
+func actionStatus(err error) int {
+	if errors.Is(err, ErrBadRequest) {
+		return http.StatusBadRequest
+	}
+	if errors.Is(err, journal.ErrNotFound) {
+		return http.StatusNotFound
+	}
+	return http.StatusInternalServerError
+}
