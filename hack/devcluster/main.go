@@ -24,12 +24,13 @@ func main() {
 	kubeconfig := flag.String("kubeconfig", "devcluster.kubeconfig", "where to write the admin kubeconfig")
 	webhook := flag.String("audit-webhook", "", "URL of an audit webhook backend")
 	webhookToken := flag.String("audit-webhook-token", "", "bearer token for the audit webhook")
+	webhookCerts := flag.String("audit-webhook-cert-dir", "", "write a serving certificate (tls.crt, tls.key) the webhook trusts into this directory")
 	pod := flag.String("pod", "", "NAMESPACE/NAME of a demo pod to run, with a planted shell history and logs")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	env, err := testenv.Start(ctx, testenv.Options{AuditWebhookURL: *webhook, AuditWebhookToken: *webhookToken})
+	env, err := testenv.Start(ctx, testenv.Options{AuditWebhookURL: *webhook, AuditWebhookToken: *webhookToken, AuditWebhookCertDir: *webhookCerts})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "devcluster:", err)
 		os.Exit(1)

@@ -38,6 +38,11 @@ type Options struct {
 	AuditWebhookToken string
 	// AuditWebhookCA is the PEM CA for an https webhook URL.
 	AuditWebhookCA []byte
+	// AuditWebhookCertDir, when set, receives tls.crt and tls.key: a
+	// serving certificate for 127.0.0.1 and localhost from the harness's
+	// CA, which the webhook then trusts. The receiver serves with it. (The
+	// API server sends its token only over TLS.)
+	AuditWebhookCertDir string
 	// NoControllers skips kube-controller-manager and kube-scheduler, for
 	// packages that do not need Deployments or scheduling.
 	NoControllers bool
@@ -180,6 +185,22 @@ func Start(ctx context.Context, opts Options) (env *Env, err error) {
 		"--enable-priority-and-fairness=false",
 	}
 	if opts.AuditWebhookURL != "" {
+		if opts.AuditWebhookCertDir != "" {
+			crt, key, err := pk.issue("webhook", 5)
+			if err != nil {
+				return nil, err
+			}
+			for src, dst := range map[string]string{crt: "tls.crt", key: "tls.key"} {
+				b, err := os.ReadFile(src)
+				if err == nil {
+					err = os.WriteFile(filepath.Join(opts.AuditWebhookCertDir, dst), b, 0o600)
+				}
+				if err != nil {
+					return nil, fmt.Errorf("webhook certificate: %w", err)
+				}
+			}
+			opts.AuditWebhookCA = pk.caCertPEM
+		}
 		wh := filepath.Join(dir, "audit-webhook.kubeconfig")
 		if err := writeFile(wh, webhookKubeconfig(opts)); err != nil {
 			return nil, err
