@@ -248,4 +248,3 @@ func retain(ctx context.Context, st *store.Store, keep time.Duration, log *slog.
 		}
 	}
 }
-

@@ -133,14 +133,14 @@ func TestDryRunSkipsApprovalGate(t *testing.T) {
 
 func TestValidationErrorsNameFileAndLine(t *testing.T) {
 	cases := map[string]string{
-		"name: x\nsteps:\n- action: isolate-pod\n- action: nuke-cluster\n":     "test.yaml:4:",
-		"name: x\nsteps:\n- action: isolate-pod\n  on_failure: maybe\n":        "on_failure",
-		"name: x\nsteps:\n- action: isolate-pod\n  target: node\n":             "acts on a pod",
+		"name: x\nsteps:\n- action: isolate-pod\n- action: nuke-cluster\n":    "test.yaml:4:",
+		"name: x\nsteps:\n- action: isolate-pod\n  on_failure: maybe\n":       "on_failure",
+		"name: x\nsteps:\n- action: isolate-pod\n  target: node\n":            "acts on a pod",
 		"name: x\nmatch:\n  severity: huge\nsteps: [{action: isolate-pod}]\n": "match.severity",
 		"name: x\nmatch:\n  title: \"(\"\nsteps: [{action: isolate-pod}]\n":   "match.title",
-		"name: x\nbogus: 1\nsteps: [{action: isolate-pod}]\n":                  "line 2",
-		"steps: [{action: isolate-pod}]\n":                                     "name is required",
-		"name: x\n":                                                            "at least one step",
+		"name: x\nbogus: 1\nsteps: [{action: isolate-pod}]\n":                 "line 2",
+		"steps: [{action: isolate-pod}]\n":                                    "name is required",
+		"name: x\n":                                                           "at least one step",
 	}
 	for src, want := range cases {
 		_, err := Parse("test.yaml", []byte(src))

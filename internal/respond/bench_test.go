@@ -92,7 +92,7 @@ func BenchmarkIsolatePod(b *testing.B) {
 			tj := &timedJournal{Journal: f.runner.Journal}
 			f.runner.Journal = tj
 			ns := f.env.Namespace(b)
-			runningPod(b, f.env, ns, "web", map[string]string{"app": "web"})
+			parkedPod(b, f.env, ns, "web", map[string]string{"app": "web"})
 			ctx := context.Background()
 			req := respond.Request{Action: "isolate-pod", Target: target(ns, "web"), Reason: "bench"}
 			cycle := func() (iso, uniso, isoJ, unisoJ time.Duration, isoCalls, unisoCalls int64) {

@@ -59,7 +59,7 @@ func TestCrashBetweenIntentAndOutcome(t *testing.T) {
 			f := newFixture(t)
 			env := f.env
 			ns := env.Namespace(t)
-			before := runningPod(t, env, ns, "web", map[string]string{"app": "web"})
+			before := parkedPod(t, env, ns, "web", map[string]string{"app": "web"})
 			path := filepath.Join(t.TempDir(), "journal.db")
 
 			cmd := exec.Command(os.Args[0])

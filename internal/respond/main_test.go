@@ -134,18 +134,15 @@ func createPod(t testing.TB, env *testenv.Env, ns, name string, labels map[strin
 	return p
 }
 
-// runningPod creates a pod and waits until it is Running, so that its
-// status no longer changes.
-func runningPod(t testing.TB, env *testenv.Env, ns, name string, labels map[string]string, mutate ...func(*corev1.Pod)) *corev1.Pod {
+// parkedPod creates a pod that a scheduling gate keeps from being
+// scheduled, so nothing but the code under test ever changes it: the
+// tests that compare a pod before and after need no kwok and no waiting.
+func parkedPod(t testing.TB, env *testenv.Env, ns, name string, labels map[string]string) *corev1.Pod {
 	t.Helper()
-	createPod(t, env, ns, name, labels, mutate...)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	p, err := env.WaitPodRunning(ctx, ns, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return createPod(t, env, ns, name, labels, func(p *corev1.Pod) {
+		p.Spec.NodeName = ""
+		p.Spec.SchedulingGates = []corev1.PodSchedulingGate{{Name: "kdfir.io/test"}}
+	})
 }
 
 func getPod(t testing.TB, env *testenv.Env, ns, name string) *corev1.Pod {

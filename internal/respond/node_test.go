@@ -22,12 +22,13 @@ import (
 	"github.com/kdfir/kdfir/internal/testenv"
 )
 
-// newNode adds a kwok node of the test's own to the cluster, tainted so
-// that the scheduler puts no other test's pods on it, and waits until it
-// is Ready.
-func newNode(t testing.TB, env *testenv.Env, mutate ...func(*corev1.Node)) *corev1.Node {
+// addNode adds a kwok node of the test's own to the cluster, tainted so
+// that the scheduler puts no other test's pods on it. The node is not
+// deleted when the test ends: kwok v0.7.0 panics on a node deletion its
+// informer sees as DeletedFinalStateUnknown. Its taint keeps other tests'
+// pods off it until the harness stops.
+func addNode(t testing.TB, env *testenv.Env, mutate ...func(*corev1.Node)) *corev1.Node {
 	t.Helper()
-	ctx := context.Background()
 	name := "kdfir-test-" + rand.String(6)
 	node := &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{
@@ -40,20 +41,23 @@ func newNode(t testing.TB, env *testenv.Env, mutate ...func(*corev1.Node)) *core
 	for _, m := range mutate {
 		m(node)
 	}
-	if _, err := env.Client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	// The node is not deleted when the test ends: kwok v0.7.0 panics on a
-	// node deletion its informer sees as DeletedFinalStateUnknown. Its
-	// taint keeps other tests' pods off it until the harness stops.
-	if err := env.WaitNodeReady(ctx, name); err != nil {
-		t.Fatal(err)
-	}
-	n, err := env.Client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	n, err := env.Client.CoreV1().Nodes().Create(context.Background(), node, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// newNode adds a node (see addNode) and waits until it is Ready and the
+// controllers are done with it, so that only the code under test changes
+// it from then on.
+func newNode(t testing.TB, env *testenv.Env, mutate ...func(*corev1.Node)) *corev1.Node {
+	t.Helper()
+	name := addNode(t, env, mutate...).Name
+	if err := env.WaitNodeReady(context.Background(), name); err != nil {
+		t.Fatal(err)
+	}
+	return getNode(t, env, name)
 }
 
 func onNode(node string) func(*corev1.Pod) {

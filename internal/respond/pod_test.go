@@ -80,7 +80,7 @@ func TestIsolatePodThenRevertRestoresPod(t *testing.T) {
 			ctx := context.Background()
 			env := f.env
 			ns := env.Namespace(t)
-			before := runningPod(t, env, ns, "web", tt.labels)
+			before := parkedPod(t, env, ns, "web", tt.labels)
 
 			res := f.run(t, respond.Request{Action: "isolate-pod", Target: target(ns, "web"), Params: respond.IsolatePodParams{Label: tt.label}, Reason: "INC-1"})
 			if res.Status != respond.StatusSucceeded || res.ID == "" {
@@ -260,7 +260,7 @@ func TestDryRunChangesNothing(t *testing.T) {
 	f := newFixture(t)
 	env := f.env
 	ns := env.Namespace(t)
-	before := runningPod(t, env, ns, "web", map[string]string{"app": "web"})
+	before := parkedPod(t, env, ns, "web", map[string]string{"app": "web"})
 	nsBefore, err := env.Client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)

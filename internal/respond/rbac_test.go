@@ -121,7 +121,7 @@ func TestActionsAsLeastPrivilegeUser(t *testing.T) {
 	if _, err := env.RunPod(ctx, testenv.PodSpec{Namespace: ns, Name: "shell", Files: map[string]string{"/etc/hostname": "shell\n"}}); err != nil {
 		t.Fatal(err)
 	}
-	node := newNode(t, env)
+	node := addNode(t, env) // cordon and drain need no Ready node
 	createPod(t, env, ns, "victim", nil, onNode(node.Name))
 
 	steps := []struct {

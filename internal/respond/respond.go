@@ -284,14 +284,6 @@ func (r *Runner) log() *slog.Logger {
 	return slog.Default()
 }
 
-func (r *Runner) action(name string) (Action, error) {
-	a, ok := r.Actions.Get(name)
-	if !ok {
-		return nil, fmt.Errorf("action %q is not in this kdfir's registry", name)
-	}
-	return a, nil
-}
-
 // Run validates, plans, journals and applies one action. When the action
 // fails after its intent was journaled, Run returns both the Result (with
 // the action id) and the error.
@@ -341,7 +333,7 @@ func (r *Runner) Run(ctx context.Context, req Request) (*Result, error) {
 	if applyErr != nil {
 		res.Status, res.Message = StatusFailed, applyErr.Error()
 		log.Warn("action failed", "err", applyErr)
-		return res, fmt.Errorf("%s %s: %w (action %s; revert it with kdfir revert %s)", req.Action, req.Target, applyErr, e.ID, e.ID)
+		return res, fmt.Errorf("%s %s: %w (journaled as action %s, which can be reverted)", req.Action, req.Target, applyErr, e.ID)
 	}
 	res.Status, res.Message = StatusSucceeded, fmt.Sprintf("%s %s done", req.Action, req.Target)
 	if len(e.Changes) == 0 {
@@ -402,11 +394,8 @@ func (r *Runner) revert(ctx context.Context, e *journal.Entry, dryRun bool) (*Re
 		res.Message = fmt.Sprintf("action %s was already reverted at %s by %s; nothing to do", e.ID, e.Revert.Time.Format(time.RFC3339), e.Revert.Actor)
 		return res, nil
 	}
-	act, err := r.action(e.Action)
-	if err != nil {
-		return nil, err
-	}
-	if !act.Info().Revertible {
+	act, ok := r.Actions.Get(e.Action)
+	if !ok || !act.Info().Revertible {
 		return nil, fmt.Errorf("action %s (%s): %w: it changed nothing kdfir can undo", e.ID, e.Action, ErrNotRevertible)
 	}
 	if dryRun {

@@ -223,7 +223,9 @@ func TestApprovalStep(t *testing.T) {
 	}
 	var ap struct {
 		Action   struct{ ID, Status string }
-		Playbook struct{ Steps []struct{ Action, Status string } }
+		Playbook struct {
+			Steps []struct{ Action, Status string }
+		}
 	}
 	if code := sv.call(t, "POST", "/v1/actions/"+held.ActionID+"/approve", sv.keys["sentinel"], nil, &ap); code != 403 {
 		t.Fatalf("approve without scope for the action: %d", code)
@@ -286,4 +288,3 @@ func TestPostActionAndMetrics(t *testing.T) {
 		}
 	}
 }
-

@@ -26,7 +26,7 @@ type AuditIngest struct {
 	// caused (that identity, with kdfir's User-Agent) are stored but not
 	// run through detection.
 	Self func(ctx context.Context, cluster string) string
-	Log        *slog.Logger
+	Log  *slog.Logger
 
 	once  sync.Once
 	queue chan []audit.Event

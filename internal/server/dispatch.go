@@ -35,6 +35,25 @@ type Dispatcher struct {
 
 	mu      sync.Mutex
 	clients map[string]*clusterClient
+	locks   map[string]*sync.Mutex // one per cluster/action/target
+}
+
+// lock serialises actions on one target, so two alerts about the same pod
+// delivered at once plan and apply one after the other: the second finds
+// the pod already isolated instead of isolating it twice.
+func (d *Dispatcher) lock(key string) func() {
+	d.mu.Lock()
+	if d.locks == nil {
+		d.locks = map[string]*sync.Mutex{}
+	}
+	l, ok := d.locks[key]
+	if !ok {
+		l = &sync.Mutex{}
+		d.locks[key] = l
+	}
+	d.mu.Unlock()
+	l.Lock()
+	return l.Unlock
 }
 
 type clusterClient struct {
@@ -171,6 +190,11 @@ func (d *Dispatcher) Run(ctx context.Context, req ActionRequest) (*ActionResult,
 	if strings.HasPrefix(req.Action, "collect-") {
 		return d.collect(ctx, cc, req)
 	}
+	base := req.Action
+	if b, ok := releases[req.Action]; ok {
+		base = b
+	}
+	defer d.lock(cc.name + "/" + base + "/" + targetString(req.Target))()
 	r := d.runner(cc, req.Actor)
 	var res *respond.Result
 	if base, ok := releases[req.Action]; ok {

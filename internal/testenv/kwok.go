@@ -88,7 +88,7 @@ func (e *Env) startKwok(ctx context.Context, bin string, port int, crt, key stri
 	if err := writeFile(cfg, "apiVersion: config.kwok.x-k8s.io/v1alpha1\nkind: KwokConfiguration\noptions: {}\n"); err != nil {
 		return err
 	}
-	env := append(os.Environ(), "PATH="+shimDir+":/usr/local/bin:/usr/bin:/bin", "KUBE_FEATURE_WatchListClient=false")
+	env := append(os.Environ(), "PATH="+shimDir+":/usr/local/bin:/usr/bin:/bin")
 	p, err := startProcess(e.Dir, "kwok", env, bin,
 		"--kubeconfig", e.Kubeconfig, "-c", cfg,
 		"--manage-all-nodes",
