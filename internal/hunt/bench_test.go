@@ -96,44 +96,13 @@ func BenchmarkHuntAtScale(b *testing.B) {
 	execHunt, _ := Find("exec-into-pods")
 	execQuery, _ := execHunt.Expand(nil)
 	cases := []struct{ name, kql, jq string }{
-		{"exec into ubuntu pods", `CloudAuditEvents
-| where DataSource == "Azure Kubernetes Service"
-| where OperationName == "create"
-| where RawEventData.ObjectRef.resource == "pods" and RawEventData.ResponseStatus.code == 101
-| where RawEventData.ObjectRef.subresource == "exec"
-| where RawEventData.ResponseStatus.code == 101
-| extend RequestURI = tostring(RawEventData.RequestURI)
-| extend PodName = tostring(RawEventData.ObjectRef.name)
-| extend PodNamespace = tostring(RawEventData.ObjectRef.namespace)
-| extend Username = tostring(RawEventData.User.username)
-| where PodName startswith "ubuntu"
-| extend Commands =  extract_all(@"command=([^\&]*)", RequestURI)
-| extend ParsedCommand = url_decode(strcat_array(Commands, " "))
-| project Timestamp, AzureResourceId , OperationName, IPAddress, UserAgent, PodName, PodNamespace,  Username, ParsedCommand`,
+		{"exec into ubuntu pods", microsoftQuery(b, "1-exec-into-ubuntu-pods", nil),
 			`select(.verb=="create" and .objectRef.resource=="pods" and .objectRef.subresource=="exec" and .responseStatus.code==101 and (.objectRef.name|startswith("ubuntu"))) | [.stageTimestamp, .objectRef.name, ([.requestURI|scan("command=([^&]*)")[0]]|join(" "))]`},
-		{"activity of a managed identity", `CloudAuditEvents
-| where RawEventData.principaloid == "0b6f7c3e-2d1a-4c5b-8e9f-a1b2c3d4e5f6"`,
+		{"activity of a managed identity", microsoftQuery(b, "2-managed-identity", map[string]string{"OID": "0b6f7c3e-2d1a-4c5b-8e9f-a1b2c3d4e5f6"}),
 			`select(.user.extra.oid[0]? == "0b6f7c3e-2d1a-4c5b-8e9f-a1b2c3d4e5f6")`},
-		{"kubectl creations in a window", `CloudAuditEvents
-| where AzureResourceId == "` + aksID + `"
-| where TimeGenerated > datetime(` + start + `) and TimeGenerated < datetime(` + stop + `)
-| where OperationName == "create"
-| where UserAgent has "kubectl"`,
+		{"kubectl creations in a window", microsoftQuery(b, "3-kubectl-creations", map[string]string{"CLUSTER_ID": aksID, "START": start, "END": stop}),
 			`select(.verb=="create" and ((.userAgent // "")|test("kubectl";"i")) and .stageTimestamp > "` + start + `" and .stageTimestamp < "` + stop + `")`},
-		{"privileged pod creation", `CloudAuditEvents
-| where Timestamp > ago(1d)
-| where DataSource == "Azure Kubernetes Service"
-| where OperationName == "create"
-| where RawEventData.ObjectRef.resource == "pods" and isnull(RawEventData.ObjectRef.subresource)
-| where RawEventData.ResponseStatus.code startswith "20"
-| extend PodName = RawEventData.RequestObject.metadata.name
-| extend PodNamespace = RawEventData.ObjectRef.namespace
-| mv-expand Container = RawEventData.RequestObject.spec.containers
-| extend ContainerName = Container.name
-| where Container.securityContext.privileged == "true"
-| extend Username = RawEventData.User.username
-| extend DeviceId = RawEventData.AzureResourceId
-| project Timestamp, ReportId, DeviceId , OperationName, IPAddress, UserAgent, PodName, PodNamespace, ContainerName, Username`,
+		{"privileged pod creation", microsoftQuery(b, "4-privileged-pods", nil),
 			`select(.verb=="create" and .objectRef.resource=="pods" and .objectRef.subresource==null and ((.responseStatus.code|tostring)|startswith("20"))) | .requestObject.spec.containers[]? | select(.securityContext.privileged==true) | .name`},
 		{"built-in exec hunt (both verbs)", execQuery,
 			`select(.objectRef.resource=="pods" and .objectRef.subresource=="exec" and (.verb=="get" or .verb=="create")) | [.auditID, .objectRef.name, ([.requestURI|scan("command=([^&]*)")[0]]|join(" "))]`},

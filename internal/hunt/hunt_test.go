@@ -136,20 +136,7 @@ func TestMicrosoftQueriesOnRealAuditLog(t *testing.T) {
 	}
 
 	t.Run("exec into ubuntu pods", func(t *testing.T) {
-		res := run(t, `CloudAuditEvents
-| where DataSource == "Azure Kubernetes Service"
-| where OperationName == "create"
-| where RawEventData.ObjectRef.resource == "pods" and RawEventData.ResponseStatus.code == 101  
-| where RawEventData.ObjectRef.subresource == "exec"
-| where RawEventData.ResponseStatus.code == 101
-| extend RequestURI = tostring(RawEventData.RequestURI)
-| extend PodName = tostring(RawEventData.ObjectRef.name)
-| extend PodNamespace = tostring(RawEventData.ObjectRef.namespace)
-| extend Username = tostring(RawEventData.User.username)
-| where PodName startswith "ubuntu"
-| extend Commands =  extract_all(@"command=([^\&]*)", RequestURI)
-| extend ParsedCommand = url_decode(strcat_array(Commands, " "))
-| project Timestamp, AzureResourceId , OperationName, IPAddress, UserAgent, PodName, PodNamespace,  Username, ParsedCommand`)
+		res := run(t, microsoftQuery(t, "1-exec-into-ubuntu-pods", nil))
 		// Only the SPDY exec (verb create) matches: the WebSocket exec is
 		// audited with verb get, which this query misses. Two rows: the
 		// ResponseStarted and ResponseComplete stages.
@@ -185,8 +172,7 @@ func TestMicrosoftQueriesOnRealAuditLog(t *testing.T) {
 	})
 
 	t.Run("activity of a managed identity", func(t *testing.T) {
-		res := run(t, `CloudAuditEvents
-| where RawEventData.principaloid == "`+entraOID+`"`)
+		res := run(t, microsoftQuery(t, "2-managed-identity", map[string]string{"OID": entraOID}))
 		if len(res.Rows) == 0 {
 			t.Fatal("no events for the Entra object id")
 		}
@@ -199,11 +185,7 @@ func TestMicrosoftQueriesOnRealAuditLog(t *testing.T) {
 	})
 
 	t.Run("creations by kubectl in a time window", func(t *testing.T) {
-		res := run(t, `CloudAuditEvents
-| where AzureResourceId == "`+aksID+`"
-| where TimeGenerated > datetime(`+start.Format(time.RFC3339)+`) and TimeGenerated < datetime(`+end.Format(time.RFC3339)+`)
-| where OperationName == "create"
-| where UserAgent has “kubectl”`)
+		res := run(t, microsoftQuery(t, "3-kubectl-creations", map[string]string{"CLUSTER_ID": aksID, "START": start.Format(time.RFC3339), "END": end.Format(time.RFC3339)}))
 		if len(res.Rows) == 0 {
 			t.Fatal("no kubectl creations")
 		}
@@ -215,20 +197,7 @@ func TestMicrosoftQueriesOnRealAuditLog(t *testing.T) {
 	})
 
 	t.Run("privileged pod creation", func(t *testing.T) {
-		res := run(t, `CloudAuditEvents
-| where Timestamp > ago(1d)
-| where DataSource == "Azure Kubernetes Service"
-| where OperationName == "create"
-| where RawEventData.ObjectRef.resource == "pods" and isnull(RawEventData.ObjectRef.subresource)
-| where RawEventData.ResponseStatus.code startswith "20"
-| extend PodName = RawEventData.RequestObject.metadata.name
-| extend PodNamespace = RawEventData.ObjectRef.namespace
-| mv-expand Container = RawEventData.RequestObject.spec.containers
-| extend ContainerName = Container.name
-| where Container.securityContext.privileged == "true"
-| extend Username = RawEventData.User.username
-| extend DeviceId = RawEventData.AzureResourceId
-| project Timestamp, ReportId, DeviceId , OperationName, IPAddress, UserAgent, PodName, PodNamespace, ContainerName, Username`)
+		res := run(t, microsoftQuery(t, "4-privileged-pods", nil))
 		if len(res.Rows) != 1 {
 			t.Fatalf("rows = %d, want the one privileged container: %v", len(res.Rows), res.Rows)
 		}
@@ -237,4 +206,20 @@ func TestMicrosoftQueriesOnRealAuditLog(t *testing.T) {
 			t.Fatalf("row = %v", r)
 		}
 	})
+}
+
+// microsoftQuery reads one of the four queries of Microsoft's "Using
+// Defender XDR Portal to hunt for Kubernetes security issues", verbatim
+// but for its placeholders, which vars fill.
+func microsoftQuery(tb testing.TB, name string, vars map[string]string) string {
+	tb.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", "microsoft", name+".kql"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	q := string(b)
+	for k, v := range vars {
+		q = strings.ReplaceAll(q, "{{"+k+"}}", v)
+	}
+	return q
 }
