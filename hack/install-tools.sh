@@ -90,6 +90,10 @@ else
 	ok "installed $tools/azurite"
 fi
 
-command -v jq >/dev/null 2>&1 || { step "jq (benchmark baseline)"; sudo_if_needed apt-get install -y -qq jq >/dev/null; }
+command -v jq >/dev/null 2>&1 || {
+	step "jq (demo and benchmark baseline)"
+	sudo_if_needed apt-get update -qq
+	sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >/dev/null
+}
 
 step "tools ready in $tools"
