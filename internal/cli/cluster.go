@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -80,7 +81,7 @@ func serverVersion(ctx context.Context, cs kubernetes.Interface) (string, error)
 	var v struct {
 		GitVersion string `json:"gitVersion"`
 	}
-	if err := jsonUnmarshal(body, &v); err != nil {
+	if err := json.Unmarshal(body, &v); err != nil {
 		return "", err
 	}
 	return v.GitVersion, nil

@@ -11,7 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kdfir/kdfir/internal/detect"
+	"github.com/kdfir/kdfir/internal/config"
 	"github.com/kdfir/kdfir/internal/hunt"
 	"github.com/kdfir/kdfir/internal/kql/eval"
 	"github.com/kdfir/kdfir/internal/store"
@@ -123,7 +123,7 @@ func parseWhen(s string, now time.Time) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 		return t.UTC(), nil
 	}
-	d, err := detect.ParseDuration(s)
+	d, err := config.ParseDuration(s)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("%q is neither a duration (24h, 7d) nor an RFC 3339 time", s)
 	}

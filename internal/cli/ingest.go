@@ -16,6 +16,7 @@ import (
 	"github.com/kdfir/kdfir/internal/alert"
 	"github.com/kdfir/kdfir/internal/audit"
 	"github.com/kdfir/kdfir/internal/cluster"
+	"github.com/kdfir/kdfir/internal/config"
 	"github.com/kdfir/kdfir/internal/detect"
 	"github.com/kdfir/kdfir/internal/store"
 )
@@ -57,7 +58,7 @@ func newIngestCmd(g *Globals) *cobra.Command {
 			ctx := cmd.Context()
 			var keep time.Duration
 			if retention != "" {
-				d, err := detect.ParseDuration(retention)
+				d, err := config.ParseDuration(retention)
 				if err != nil || d <= 0 {
 					return usagef("invalid --retention %q: want e.g. 30d or 720h", retention)
 				}

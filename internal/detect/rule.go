@@ -21,6 +21,7 @@ import (
 
 	"github.com/kdfir/kdfir/internal/alert"
 	"github.com/kdfir/kdfir/internal/audit"
+	"github.com/kdfir/kdfir/internal/config"
 	"github.com/kdfir/kdfir/internal/kql/eval"
 	"github.com/kdfir/kdfir/internal/kql/syntax"
 )
@@ -105,7 +106,7 @@ type Duration time.Duration
 
 // UnmarshalYAML reads a duration.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	v, err := ParseDuration(n.Value)
+	v, err := config.ParseDuration(n.Value)
 	if err != nil {
 		return fmt.Errorf("line %d: %w", n.Line, err)
 	}
@@ -117,21 +118,6 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
 
 func (d Duration) String() string { return time.Duration(d).String() }
-
-// ParseDuration accepts Go durations plus a "d" suffix for days.
-func ParseDuration(s string) (time.Duration, error) {
-	if n, ok := strings.CutSuffix(s, "d"); ok {
-		var days int
-		if _, err := fmt.Sscanf(n, "%d", &days); err == nil && fmt.Sprint(days) == n {
-			return time.Duration(days) * 24 * time.Hour, nil
-		}
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("invalid duration %q (want e.g. 30s, 5m, 1h, 7d)", s)
-	}
-	return d, nil
-}
 
 var entityTypes = []string{alert.EntityPod, alert.EntityNamespace, alert.EntityNode, alert.EntityUser, alert.EntityServiceAccount, alert.EntityCluster, alert.EntityIP, alert.EntityContainer}
 

@@ -297,18 +297,3 @@ func (j *Journal) List(ctx context.Context, f Filter) ([]*Entry, error) {
 	}
 	return out, rows.Err()
 }
-
-// Active returns the newest entry for (cluster, action, target) that
-// succeeded, or is pending or incomplete, and has not been reverted: the
-// action whose effect is presumably still in place. It returns nil when
-// there is none.
-func (j *Journal) Active(ctx context.Context, cluster, action, target string) (*Entry, error) {
-	row := j.db.QueryRowContext(ctx,
-		`SELECT entry, process FROM actions WHERE cluster = ? AND action = ? AND target = ? AND reverted = 0 AND status IN ('succeeded','pending')
-		 ORDER BY time DESC, id DESC LIMIT 1`, cluster, action, target)
-	e, err := j.scan(row)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	}
-	return e, err
-}

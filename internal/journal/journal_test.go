@@ -49,16 +49,16 @@ func TestIntentOutcomeAndRevert(t *testing.T) {
 	if diff := cmp.Diff(e, got, cmpopts.EquateApproxTime(0)); diff != "" {
 		t.Fatalf("round trip (-want +got):\n%s", diff)
 	}
-	act, err := j.Active(ctx, "prod", "isolate-pod", "shop/web")
-	if err != nil || act == nil || act.ID != e.ID {
-		t.Fatalf("Active = %v, %v; want %s", act, err, e.ID)
+	act, err := j.Unreverted(ctx, "prod", "isolate-pod", "shop/web")
+	if err != nil || len(act) != 1 || act[0].ID != e.ID {
+		t.Fatalf("Unreverted = %v, %v; want %s", act, err, e.ID)
 	}
 	e.Revert = &journal.Revert{Actor: "bob", Status: journal.Succeeded}
 	if err := j.Update(ctx, e); err != nil {
 		t.Fatal(err)
 	}
-	if act, _ := j.Active(ctx, "prod", "isolate-pod", "shop/web"); act != nil {
-		t.Fatalf("reverted action still active: %s", act.ID)
+	if act, _ := j.Unreverted(ctx, "prod", "isolate-pod", "shop/web"); len(act) != 0 {
+		t.Fatalf("reverted action still unreverted: %s", act[0].ID)
 	}
 }
 
@@ -86,9 +86,9 @@ func TestInterruptedActionIsIncomplete(t *testing.T) {
 	if got.Status != journal.Incomplete || len(got.Prior) != 1 {
 		t.Fatalf("got status %s with %d priors, want incomplete with 1", got.Status, len(got.Prior))
 	}
-	act, _ := j2.Active(ctx, "c", "cordon-node", "n1")
-	if act == nil || act.Status != journal.Incomplete {
-		t.Fatalf("incomplete action not active: %+v", act)
+	act, _ := j2.Unreverted(ctx, "c", "cordon-node", "n1")
+	if len(act) != 1 || act[0].Status != journal.Incomplete {
+		t.Fatalf("incomplete action not unreverted: %+v", act)
 	}
 }
 

@@ -115,7 +115,7 @@ func (s *Server) aksTrigger(w http.ResponseWriter, r *http.Request, key *auth.Ke
 	cluster := clusterOf(ents, key)
 	resp := triggerResponse{Action: spec.action, Status: "succeeded"}
 	for _, t := range targets {
-		res, err := s.runAction(r, ActionRequest{Cluster: cluster, Action: spec.action, Target: t, Params: params,
+		res, err := s.run(r.Context(), ActionRequest{Cluster: cluster, Action: spec.action, Target: t, Params: params,
 			Reason: req.Reason, DryRun: req.DryRun, Actor: key.Name})
 		if err != nil {
 			if errors.Is(err, ErrBadRequest) && len(targets) == 1 {

@@ -16,11 +16,7 @@ import (
 	"github.com/kdfir/kdfir/internal/playbook"
 )
 
-// runAction runs one action with metrics.
-func (s *Server) runAction(r *http.Request, req ActionRequest) (*ActionResult, error) {
-	return s.run(r.Context(), req)
-}
-
+// run runs one action with metrics.
 func (s *Server) run(ctx context.Context, req ActionRequest) (*ActionResult, error) {
 	start := time.Now()
 	res, err := s.Actions.Run(ctx, req)
@@ -166,7 +162,7 @@ func (s *Server) postAction(w http.ResponseWriter, r *http.Request, key *auth.Ke
 		req.Cluster = firstNonEmpty(req.Target.Cluster, key.Cluster)
 	}
 	req.Actor = key.Name
-	res, err := s.runAction(r, req)
+	res, err := s.run(r.Context(), req)
 	if err != nil {
 		code := actionStatus(err)
 		if res != nil {
