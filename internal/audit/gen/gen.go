@@ -12,6 +12,16 @@
 // auditID, with verb create or get, subresource exec or attach, and the
 // command in the requestURI as repeated command= parameters. Some users
 // are Entra identities with user.extra["oid"]; some 403s are mixed in.
+//
+// At Level "RequestResponse" the events carry bodies as a real AKS
+// RequestResponse audit log does (about 2.5 KB an event): creates, updates
+// and patches a requestObject and a responseObject (Pods with full specs,
+// managedFields and status, Deployments, ReplicaSets, ConfigMaps, Leases,
+// Endpoints, EndpointSlices, Events, TokenReviews, SubjectAccessReviews,
+// TokenRequests), gets the object in responseObject, lists a *List of a
+// few items; watches, execs and everything about Secrets have no body.
+// Some pods mount a hostPath. The mix is the same, plus Deployment and
+// ReplicaSet status updates and kubectl patches of Deployments.
 package gen
 
 import (
@@ -27,7 +37,16 @@ type Options struct {
 	End   time.Time     // the latest timestamp; default 2025-06-01T00:00:00Z
 	Span  time.Duration // timestamps spread over [End-Span, End]; default 24h
 	Nodes int           // node count; default 6
+	// Level is "Metadata" (the default: no bodies but the requestObject of
+	// pod creates) or "RequestResponse" (request and response bodies).
+	Level string
 }
+
+// The levels Options.Level takes.
+const (
+	LevelMetadata        = "Metadata"
+	LevelRequestResponse = "RequestResponse"
+)
 
 // Generator produces events. It is not safe for concurrent use.
 type Generator struct {
@@ -36,6 +55,11 @@ type Generator struct {
 	nodes    []string
 	kubelets []*user
 	buf      []byte
+
+	rr         bool // RequestResponse level
+	rv         uint64
+	req, resp  []byte // the bodies of the event being written
+	nodeStates []nodeState
 	// Special holds the count of each notable event kind generated so far
 	// (keys: "exec", "attach", "pod-create-user", "privileged", "ubuntu",
 	// "forbidden"), for tests.
@@ -61,6 +85,11 @@ func New(seed uint64, opts Options) *Generator {
 			name: "system:node:" + n, groups: []string{"system:nodes", "system:authenticated"},
 			ua: "kubelet" + k8sUA, ip: "10.224.0." + strconv.Itoa(4+i),
 		})
+	}
+	if opts.Level == LevelRequestResponse {
+		g.rr = true
+		g.rv = 40_000_000 + uint64(g.pick(1_000_000))
+		g.initNodes()
 	}
 	return g
 }

@@ -1,6 +1,7 @@
 package gen
 
 import (
+	"bytes"
 	"net/url"
 	"strconv"
 	"strings"
@@ -107,7 +108,10 @@ func (g *Generator) node() (string, *user) {
 // emit writes a single ResponseComplete event at t.
 func (g *Generator) emit(t time.Time, e ev) {
 	e.auditID = g.uuid()
-	if e.level == "" {
+	switch {
+	case g.rr && e.level != "Metadata":
+		e.level = "RequestResponse"
+	case e.level == "":
 		e.level = "Metadata"
 	}
 	e.stage = "ResponseComplete"
@@ -120,11 +124,22 @@ func (g *Generator) nodeRead(t time.Time) {
 	n, u := g.node()
 	switch g.pick(5) {
 	case 0:
-		g.emit(t, ev{verb: "get", u: u, code: 200, uri: "/api/v1/nodes/" + n + "?timeout=10s",
-			ref: &objRef{resource: "nodes", name: n, apiVersion: "v1"}})
+		e := ev{verb: "get", u: u, code: 200, uri: "/api/v1/nodes/" + n + "?timeout=10s",
+			ref: &objRef{resource: "nodes", name: n, apiVersion: "v1"}}
+		if g.rr {
+			g.resp = g.appendNode(g.resp[:0], g.nodeIndex(n), t, false)
+			e.respObj = g.resp
+		}
+		g.emit(t, e)
 	case 1:
-		g.emit(t, ev{verb: "patch", u: u, code: 200, uri: "/api/v1/nodes/" + n + "/status?timeout=10s",
-			ref: &objRef{resource: "nodes", subresource: "status", name: n, apiVersion: "v1"}})
+		e := ev{verb: "patch", u: u, code: 200, uri: "/api/v1/nodes/" + n + "/status?timeout=10s",
+			ref: &objRef{resource: "nodes", subresource: "status", name: n, apiVersion: "v1"}}
+		if g.rr {
+			g.req = g.appendNodeStatusPatch(g.req[:0], t)
+			g.resp = g.appendNode(g.resp[:0], g.nodeIndex(n), t, false)
+			e.reqObj, e.respObj = g.req, g.resp
+		}
+		g.emit(t, e)
 	case 2:
 		ns := appNamespaces[g.pick(len(appNamespaces))]
 		g.emit(t, ev{verb: "watch", u: u, code: 200,
@@ -133,19 +148,44 @@ func (g *Generator) nodeRead(t time.Time) {
 	case 3:
 		ns := appNamespaces[g.pick(len(appNamespaces))]
 		name := "app-secret-" + strconv.Itoa(g.pick(8))
-		g.emit(t, ev{verb: "get", u: u, code: 200, uri: "/api/v1/namespaces/" + ns + "/secrets/" + name,
+		g.emit(t, ev{verb: "get", u: u, code: 200, uri: "/api/v1/namespaces/" + ns + "/secrets/" + name, level: g.secretLevel(),
 			ref: &objRef{resource: "secrets", namespace: ns, name: name, apiVersion: "v1"}})
 	default:
-		g.emit(t, ev{verb: "list", u: u, code: 200, uri: "/api/v1/pods?fieldSelector=spec.nodeName%3D" + n + "&limit=500&resourceVersion=0",
-			ref: &objRef{resource: "pods", apiVersion: "v1"}})
+		e := ev{verb: "list", u: u, code: 200, uri: "/api/v1/pods?fieldSelector=spec.nodeName%3D" + n + "&limit=500&resourceVersion=0",
+			ref: &objRef{resource: "pods", apiVersion: "v1"}}
+		if g.rr {
+			g.resp = g.appendList(g.resp[:0], e.ref, t, n)
+			e.respObj = g.resp
+		}
+		g.emit(t, e)
 	}
+}
+
+// secretLevel is the level of events about Secrets: Metadata, as audit
+// policies keep secret values out of the log.
+func (g *Generator) secretLevel() string {
+	if g.rr {
+		return "Metadata"
+	}
+	return ""
+}
+
+// update sets the bodies of an update whose response g.resp holds.
+func (g *Generator) update(e *ev) {
+	g.req = g.requestOf(g.req[:0], g.resp)
+	e.reqObj, e.respObj = g.req, g.resp
 }
 
 func (g *Generator) leaseUpdate(t time.Time) {
 	if g.pick(4) > 0 {
 		n, u := g.node()
-		g.emit(t, ev{verb: "update", u: u, code: 200, uri: "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/" + n + "?timeout=10s",
-			ref: &objRef{resource: "leases", namespace: "kube-node-lease", name: n, apiGroup: "coordination.k8s.io", apiVersion: "v1"}})
+		e := ev{verb: "update", u: u, code: 200, uri: "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/" + n + "?timeout=10s",
+			ref: &objRef{resource: "leases", namespace: "kube-node-lease", name: n, apiGroup: "coordination.k8s.io", apiVersion: "v1"}}
+		if g.rr {
+			g.resp = g.appendLease(g.resp[:0], g.nodeIndex(n), n, t)
+			g.update(&e)
+		}
+		g.emit(t, e)
 		return
 	}
 	u, name := controllerManager, "kube-controller-manager"
@@ -156,8 +196,16 @@ func (g *Generator) leaseUpdate(t time.Time) {
 	if g.pick(3) == 0 {
 		verb = "get"
 	}
-	g.emit(t, ev{verb: verb, u: u, code: 200, uri: "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/" + name + "?timeout=5s",
-		ref: &objRef{resource: "leases", namespace: "kube-system", name: name, apiGroup: "coordination.k8s.io", apiVersion: "v1"}})
+	e := ev{verb: verb, u: u, code: 200, uri: "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/" + name + "?timeout=5s",
+		ref: &objRef{resource: "leases", namespace: "kube-system", name: name, apiGroup: "coordination.k8s.io", apiVersion: "v1"}}
+	if g.rr {
+		g.resp = g.appendLease(g.resp[:0], -1, name, t)
+		e.respObj = g.resp
+		if verb == "update" {
+			g.update(&e)
+		}
+	}
+	g.emit(t, e)
 }
 
 var watched = []objRef{
@@ -187,7 +235,47 @@ func refURI(r *objRef) string {
 	return p
 }
 
+// read emits a get, list or watch of r, with the response body a get or a
+// list has.
+func (g *Generator) read(t time.Time, e ev) {
+	if g.rr {
+		switch {
+		case e.ref.resource == "secrets":
+			e.level = "Metadata"
+		case e.verb == "list":
+			g.resp = g.appendList(g.resp[:0], e.ref, t, "")
+			e.respObj = g.resp
+		case e.verb == "get":
+			g.resp = g.appendObject(g.resp[:0], e.ref, t, false, "")
+			e.respObj = g.resp
+		}
+	}
+	g.emit(t, e)
+}
+
+// statusUpdate is the deployment or replicaset controller updating the
+// status of a Deployment or ReplicaSet (RequestResponse level only).
+func (g *Generator) statusUpdate(t time.Time) {
+	ns := appNamespaces[g.pick(len(appNamespaces))]
+	app := [...]string{"web", "api", "worker"}[g.pick(3)]
+	rs := g.pick(2) == 0
+	g.resp = g.appendDeployment(g.resp[:0], ns, app, t, rs, false)
+	r := objRef{resource: "deployments", subresource: "status", namespace: ns, name: app, apiGroup: "apps", apiVersion: "v1"}
+	u := controllerSAs[3]
+	if rs {
+		i := bytes.Index(g.resp, []byte(`"name":"`)) + len(`"name":"`)
+		r.resource, r.name, u = "replicasets", string(g.resp[i:i+bytes.IndexByte(g.resp[i:], '"')]), controllerSAs[0]
+	}
+	e := ev{verb: "update", u: u, code: 200, uri: refURI(&r), ref: &r}
+	g.update(&e)
+	g.emit(t, e)
+}
+
 func (g *Generator) controllerWatch(t time.Time) {
+	if g.rr && g.pick(8) == 0 {
+		g.statusUpdate(t)
+		return
+	}
 	r := watched[g.pick(len(watched))]
 	u := controllerManager
 	if g.pick(3) == 0 {
@@ -197,7 +285,7 @@ func (g *Generator) controllerWatch(t time.Time) {
 	if g.pick(4) == 0 {
 		verb, q = "list", "?limit=500&resourceVersion=0"
 	}
-	g.emit(t, ev{verb: verb, u: u, code: 200, uri: refURI(&r) + q, ref: &r})
+	g.read(t, ev{verb: verb, u: u, code: 200, uri: refURI(&r) + q, ref: &r})
 }
 
 func (g *Generator) endpointsUpdate(t time.Time) {
@@ -205,11 +293,21 @@ func (g *Generator) endpointsUpdate(t time.Time) {
 	svc := []string{"api", "web", "redis", "postgres", "metrics"}[g.pick(5)]
 	if g.pick(2) == 0 {
 		r := objRef{resource: "endpoints", namespace: ns, name: svc, apiVersion: "v1"}
-		g.emit(t, ev{verb: "update", u: controllerSAs[1], code: 200, uri: refURI(&r), ref: &r})
+		e := ev{verb: "update", u: controllerSAs[1], code: 200, uri: refURI(&r), ref: &r}
+		if g.rr {
+			g.resp = g.appendEndpoints(g.resp[:0], ns, svc, svc, false, t)
+			g.update(&e)
+		}
+		g.emit(t, e)
 		return
 	}
 	r := objRef{resource: "endpointslices", namespace: ns, name: svc + "-" + g.suffix(5), apiGroup: "discovery.k8s.io", apiVersion: "v1"}
-	g.emit(t, ev{verb: "update", u: controllerSAs[2], code: 200, uri: refURI(&r), ref: &r})
+	e := ev{verb: "update", u: controllerSAs[2], code: 200, uri: refURI(&r), ref: &r}
+	if g.rr {
+		g.resp = g.appendEndpoints(g.resp[:0], ns, svc, r.name, true, t)
+		g.update(&e)
+	}
+	g.emit(t, e)
 }
 
 func (g *Generator) configmap(t time.Time) {
@@ -219,7 +317,15 @@ func (g *Generator) configmap(t time.Time) {
 	if r.name == "cluster-autoscaler-status" {
 		verb, u = "update", sa("kube-system", "cluster-autoscaler", "cluster-autoscaler/v1.32.0 (linux/amd64)")
 	}
-	g.emit(t, ev{verb: verb, u: u, code: 200, uri: refURI(&r), ref: &r})
+	e := ev{verb: verb, u: u, code: 200, uri: refURI(&r), ref: &r}
+	if g.rr {
+		g.resp = g.appendConfigMap(g.resp[:0], r.name, t)
+		e.respObj = g.resp
+		if verb == "update" {
+			g.update(&e)
+		}
+	}
+	g.emit(t, e)
 }
 
 func (g *Generator) systemSA(t time.Time) {
@@ -229,7 +335,7 @@ func (g *Generator) systemSA(t time.Time) {
 	if g.pick(3) == 0 {
 		verb, q = "list", "?limit=500&resourceVersion=0"
 	}
-	g.emit(t, ev{verb: verb, u: u, code: 200, uri: refURI(&r) + q, ref: &r})
+	g.read(t, ev{verb: verb, u: u, code: 200, uri: refURI(&r) + q, ref: &r})
 }
 
 func (g *Generator) eventCreate(t time.Time) {
@@ -239,22 +345,57 @@ func (g *Generator) eventCreate(t time.Time) {
 		u = controllerSAs[g.pick(len(controllerSAs))]
 	}
 	r := objRef{resource: "events", namespace: ns, name: "web-" + g.suffix(5) + "." + strconv.FormatUint(g.rng.Uint64()>>12, 16), apiVersion: "v1"}
-	g.emit(t, ev{verb: "create", u: u, code: 201, uri: "/api/v1/namespaces/" + ns + "/events", ref: &r})
+	e := ev{verb: "create", u: u, code: 201, uri: "/api/v1/namespaces/" + ns + "/events", ref: &r}
+	if g.rr {
+		k := k8sEvent{ns: ns, name: r.name, pod: r.name[:strings.IndexByte(r.name, '.')], podUID: g.uuid(),
+			reason: g.pick(len(eventReasons)), podRV: g.rv - uint64(g.pick(100000))}
+		if strings.HasPrefix(u.name, "system:node:") {
+			k.reporter = strings.TrimPrefix(u.name, "system:node:")
+		}
+		g.req = g.appendK8sEvent(g.req[:0], &k, false, t)
+		g.resp = g.appendK8sEvent(g.resp[:0], &k, true, t)
+		e.reqObj, e.respObj = g.req, g.resp
+	}
+	g.emit(t, e)
 }
 
 func (g *Generator) reviews(t time.Time) {
 	switch g.pick(3) {
 	case 0:
 		r := objRef{resource: "tokenreviews", apiGroup: "authentication.k8s.io", apiVersion: "v1"}
-		g.emit(t, ev{verb: "create", u: systemSAs[1], code: 201, uri: "/apis/authentication.k8s.io/v1/tokenreviews", ref: &r})
+		e := ev{verb: "create", u: systemSAs[1], code: 201, uri: "/apis/authentication.k8s.io/v1/tokenreviews", ref: &r}
+		if g.rr {
+			ns := appNamespaces[g.pick(len(appNamespaces))]
+			node := g.nodes[g.pick(len(g.nodes))]
+			pod := "web-" + g.suffix(10) + "-" + g.suffix(5)
+			token := "synthetic." + string(g.appendB64(nil, 40))
+			g.req = g.appendTokenReview(g.req[:0], ns, "default", pod, node, token, false)
+			g.resp = g.appendTokenReview(g.resp[:0], ns, "default", pod, node, token, true)
+			e.reqObj, e.respObj = g.req, g.resp
+		}
+		g.emit(t, e)
 	case 1:
 		r := objRef{resource: "subjectaccessreviews", apiGroup: "authorization.k8s.io", apiVersion: "v1"}
-		g.emit(t, ev{verb: "create", u: apiserver, code: 201, uri: "/apis/authorization.k8s.io/v1/subjectaccessreviews?timeout=10s", ref: &r})
+		e := ev{verb: "create", u: apiserver, code: 201, uri: "/apis/authorization.k8s.io/v1/subjectaccessreviews?timeout=10s", ref: &r}
+		if g.rr {
+			ns, uid := appNamespaces[g.pick(len(appNamespaces))], g.uuid()
+			g.req = g.appendSAR(g.req[:0], ns, uid, systemSAs[1], false)
+			g.resp = g.appendSAR(g.resp[:0], ns, uid, systemSAs[1], true)
+			e.reqObj, e.respObj = g.req, g.resp
+		}
+		g.emit(t, e)
 	default:
 		_, u := g.node()
 		ns := appNamespaces[g.pick(len(appNamespaces))]
 		r := objRef{resource: "serviceaccounts", subresource: "token", namespace: ns, name: "default", apiVersion: "v1"}
-		g.emit(t, ev{verb: "create", u: u, code: 201, uri: refURI(&r), ref: &r})
+		e := ev{verb: "create", u: u, code: 201, uri: refURI(&r), ref: &r}
+		if g.rr {
+			pod, uid := [...]string{"web", "api", "worker"}[g.pick(3)]+"-"+g.suffix(10)+"-"+g.suffix(5), g.uuid()
+			g.req = g.appendTokenRequest(g.req[:0], ns, pod, uid, t, false)
+			g.resp = g.appendTokenRequest(g.resp[:0], ns, pod, uid, t, true)
+			e.reqObj, e.respObj = g.req, g.resp
+		}
+		g.emit(t, e)
 	}
 }
 
@@ -276,9 +417,31 @@ func (g *Generator) replicaSetPod(t time.Time) {
 	ns := appNamespaces[g.pick(len(appNamespaces))]
 	name := []string{"web", "api", "worker"}[g.pick(3)] + "-" + g.suffix(10) + "-" + g.suffix(5)
 	r := objRef{resource: "pods", namespace: ns, apiVersion: "v1"}
-	g.emit(t, ev{verb: "create", u: controllerSAs[0], code: 201, level: "Request", uri: refURI(&r),
-		ref:    &objRef{resource: "pods", namespace: ns, name: name, apiVersion: "v1"},
-		reqObj: podObject(ns, name, "contoso.azurecr.io/"+name[:3]+":1.4.2", false, false)})
+	e := ev{verb: "create", u: controllerSAs[0], code: 201, level: "Request", uri: refURI(&r),
+		ref: &objRef{resource: "pods", namespace: ns, name: name, apiVersion: "v1"}}
+	if !g.rr {
+		e.reqObj = podObject(ns, name, "contoso.azurecr.io/"+name[:3]+":1.4.2", false, false)
+		g.emit(t, e)
+		return
+	}
+	app := name[:strings.IndexByte(name, '-')]
+	hash := name[len(app)+1 : len(app)+11]
+	p := pod{ns: ns, name: name, app: app, hash: hash, rs: app + "-" + hash, rsUID: g.uuid(),
+		image: "contoso.azurecr.io/" + app + ":1.4.2", created: t, now: t, form: podRequest}
+	if ns == "monitoring" && app == "worker" {
+		p.hostPath = "/var/log" // a log shipper
+		g.Special["hostPath"]++
+	}
+	g.podCreate(t, &e, &p)
+}
+
+// podCreate emits the create of p with its request and response bodies.
+func (g *Generator) podCreate(t time.Time, e *ev, p *pod) {
+	g.req = g.appendPod(g.req[:0], p)
+	p.form = podCreated
+	g.resp = g.appendPod(g.resp[:0], p)
+	e.reqObj, e.respObj, e.podSecurity = g.req, g.resp, true
+	g.emit(t, *e)
 }
 
 func (g *Generator) person() *user { return people[g.pick(len(people))] }
@@ -293,8 +456,28 @@ func (g *Generator) userRead(t time.Time) {
 	if g.pick(3) == 0 {
 		verb, r.name = "get", "web-"+g.suffix(5)
 	}
-	g.emit(t, ev{verb: verb, u: u, code: 200, uri: refURI(&r) + "?limit=500", ref: &r,
-		reason: `RBAC: allowed by ClusterRoleBinding "aks-cluster-admin-binding" of ClusterRole "cluster-admin" to Group "5f3a1c2e-8b7d-4e6f-9a0b-1c2d3e4f5a6b"`})
+	const reason = `RBAC: allowed by ClusterRoleBinding "aks-cluster-admin-binding" of ClusterRole "cluster-admin" to Group "5f3a1c2e-8b7d-4e6f-9a0b-1c2d3e4f5a6b"`
+	if g.rr && g.pick(4) == 0 {
+		g.userPatch(t, u, reason)
+		return
+	}
+	g.read(t, ev{verb: verb, u: u, code: 200, uri: refURI(&r) + "?limit=500", ref: &r, reason: reason})
+}
+
+// userPatch is kubectl rollout restart of a Deployment (RequestResponse
+// level only).
+func (g *Generator) userPatch(t time.Time, u *user, reason string) {
+	ns := appNamespaces[g.pick(len(appNamespaces))]
+	app := [...]string{"web", "api", "worker"}[g.pick(3)]
+	r := objRef{resource: "deployments", namespace: ns, name: app, apiGroup: "apps", apiVersion: "v1"}
+	j := w{b: g.req[:0], g: g}
+	j.raw(`{"spec":{"template":{"metadata":{"annotations":{"kubectl.kubernetes.io/restartedAt":`)
+	j.ts(t)
+	j.raw(`}}}}}`)
+	g.req = j.b
+	g.resp = g.appendDeployment(g.resp[:0], ns, app, t, false, false)
+	g.emit(t, ev{verb: "patch", u: u, code: 200, uri: refURI(&r) + "?fieldManager=kubectl-rollout", ref: &r, reason: reason,
+		reqObj: g.req, respObj: g.resp})
 }
 
 func (g *Generator) forbidden(t time.Time) {
@@ -305,7 +488,7 @@ func (g *Generator) forbidden(t time.Time) {
 	}
 	ns := appNamespaces[g.pick(len(appNamespaces))]
 	r := objRef{resource: "secrets", namespace: ns, apiVersion: "v1"}
-	g.emit(t, ev{verb: "list", u: u, code: 403, uri: refURI(&r) + "?limit=500", ref: &r})
+	g.emit(t, ev{verb: "list", u: u, code: 403, uri: refURI(&r) + "?limit=500", ref: &r, level: g.secretLevel()})
 }
 
 func (g *Generator) userPod(t time.Time) {
@@ -321,9 +504,20 @@ func (g *Generator) userPod(t time.Time) {
 	if priv {
 		g.Special["privileged"]++
 	}
+	hostPID := priv && g.pick(2) == 0
 	r := objRef{resource: "pods", namespace: ns, apiVersion: "v1"}
-	g.emit(t, ev{verb: "create", u: u, code: 201, level: "Request", uri: refURI(&r) + "?fieldManager=kubectl-run", ref: &objRef{resource: "pods", namespace: ns, name: name, apiVersion: "v1"},
-		reqObj: podObject(ns, name, image, priv, priv && g.pick(2) == 0)})
+	e := ev{verb: "create", u: u, code: 201, level: "Request", uri: refURI(&r) + "?fieldManager=kubectl-run", ref: &objRef{resource: "pods", namespace: ns, name: name, apiVersion: "v1"}}
+	if !g.rr {
+		e.reqObj = podObject(ns, name, image, priv, hostPID)
+		g.emit(t, e)
+		return
+	}
+	p := pod{ns: ns, name: name, image: image, created: t, now: t, form: podRequest, priv: priv, hostPID: hostPID}
+	if priv {
+		p.hostPath = "/"
+		g.Special["hostPath"]++
+	}
+	g.podCreate(t, &e, &p)
 }
 
 func (g *Generator) userDelete(t time.Time) {
@@ -332,7 +526,19 @@ func (g *Generator) userDelete(t time.Time) {
 	if g.pick(3) == 0 {
 		r = objRef{resource: "deployments", namespace: r.namespace, name: "web", apiGroup: "apps", apiVersion: "v1"}
 	}
-	g.emit(t, ev{verb: "delete", u: u, code: 200, uri: refURI(&r), ref: &r})
+	e := ev{verb: "delete", u: u, code: 200, uri: refURI(&r), ref: &r}
+	if g.rr {
+		g.req = append(g.req[:0], `{"kind":"DeleteOptions","apiVersion":"meta.k8s.io/__internal","propagationPolicy":"Background"}`...)
+		if r.resource == "pods" {
+			p := g.appPod(r.namespace, "web", t)
+			p.name, p.form = r.name, podDeleting
+			g.resp = g.appendPod(g.resp[:0], &p)
+		} else {
+			g.resp = g.appendDeleted(g.resp[:0], r.name)
+		}
+		e.reqObj, e.respObj = g.req, g.resp
+	}
+	g.emit(t, e)
 }
 
 // exec writes the ResponseStarted and ResponseComplete events of one exec
@@ -359,6 +565,9 @@ func (g *Generator) exec(t time.Time) {
 	}
 	uri += "container=main&stdin=true&stdout=true&tty=true"
 	e := ev{auditID: g.uuid(), level: "Request", verb: verb, u: u, code: 101, uri: uri, ref: &r}
+	if g.rr {
+		e.level = "RequestResponse"
+	}
 	e.recv = t.Add(-3 * time.Millisecond)
 	e.stage, e.stamp = "ResponseStarted", t
 	g.buf = appendEvent(g.buf, &e)

@@ -31,6 +31,8 @@ type ev struct {
 	code        int
 	reason      string // authorization reason; decision is forbid when code is 403
 	reqObj      []byte // raw JSON, may be nil
+	respObj     []byte // raw JSON, may be nil
+	podSecurity bool   // add the pod-security admission annotation
 	recv, stamp time.Time
 }
 
@@ -128,6 +130,10 @@ func appendEvent(b []byte, e *ev) []byte {
 		b = append(b, `,"requestObject":`...)
 		b = append(b, e.reqObj...)
 	}
+	if e.respObj != nil {
+		b = append(b, `,"responseObject":`...)
+		b = append(b, e.respObj...)
+	}
 	b = append(b, `,"requestReceivedTimestamp":"`...)
 	b = e.recv.UTC().AppendFormat(b, tsLayout)
 	b = append(b, `","stageTimestamp":"`...)
@@ -140,5 +146,8 @@ func appendEvent(b []byte, e *ev) []byte {
 	}
 	b = append(b, ',')
 	b = appendKV(b, "authorization.k8s.io/reason", e.reason)
+	if e.podSecurity {
+		b = append(b, `,"pod-security.kubernetes.io/enforce-policy":"privileged:latest"`...)
+	}
 	return append(b, "}}\n"...)
 }
