@@ -31,7 +31,10 @@ func newExpr(typ table.Type, pos syntax.Pos, fn func([]any) any) *cexpr {
 	return &cexpr{typ: typ, fn: fn, pos: pos, col: -1}
 }
 
-// fold turns c into a constant when all its inputs are constants.
+// fold turns c into a constant when all its inputs are constants, by
+// evaluating it once with a nil row: c must depend on nothing but args.
+// Calls of functions that read the row or are not deterministic are never
+// folded (see funcSpec.volatile).
 func fold(c *cexpr, args ...*cexpr) *cexpr {
 	for _, a := range args {
 		if !a.isConst {
@@ -52,6 +55,10 @@ type scope struct {
 	// nested is set on the scope of aggregation arguments, where another
 	// aggregation is not allowed.
 	nested bool
+	// packWidth, when not negative, is how many leading columns of cols
+	// pack_all() packs: in extend, the columns of the operator's input,
+	// not those added by the items before it.
+	packWidth int
 }
 
 func newScope(r *runner, e *env, cols []table.Column) *scope {
@@ -61,7 +68,7 @@ func newScope(r *runner, e *env, cols []table.Column) *scope {
 			idx[c.Name] = i
 		}
 	}
-	return &scope{r: r, env: e, cols: cols, idx: idx}
+	return &scope{r: r, env: e, cols: cols, idx: idx, packWidth: -1}
 }
 
 func (sc *scope) errorf(pos syntax.Pos, format string, args ...any) error {

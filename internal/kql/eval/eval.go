@@ -7,7 +7,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/kdfir/kdfir/internal/kql/syntax"
@@ -34,29 +36,17 @@ type Result struct {
 //
 // Errors about the query (unknown table, column or function, wrong
 // argument count or types...) are *syntax.ErrorList values with a
-// position; other errors come from the source or the context.
+// position; other errors come from the source or the context. A panic
+// inside the evaluator (a bug) is recovered and returned as an error of
+// one line, "kql: internal error: ...", without a stack trace.
 func Run(ctx context.Context, src table.Source, q *syntax.Query, opts Options) (res *Result, err error) {
 	if q == nil {
 		return nil, errors.New("kql: nil query")
 	}
-	now := opts.Now
-	if now.IsZero() {
-		now = time.Now()
-	}
-	r := &runner{
-		ctx:     ctx,
-		src:     src,
-		now:     now.UTC(),
-		text:    q.Src,
-		asBind:  map[string]*relation{},
-		schemas: map[string][]table.Column{},
-		regexes: map[string]*regexCacheEntry{},
-		maxRows: opts.MaxRows,
-	}
+	r := newRunner(ctx, src, q.Src, opts)
 	defer func() {
 		if p := recover(); p != nil {
-			res = nil
-			err = fmt.Errorf("kql: internal error: %v\n%s", p, debug.Stack())
+			res, err = nil, internalError(ctx, p)
 		}
 	}()
 	e, err := r.evalLets(q.Lets)
@@ -77,6 +67,17 @@ func Run(ctx context.Context, src table.Source, q *syntax.Query, opts Options) (
 		}
 	}
 	return &Result{Columns: rel.cols, Rows: rows}, nil
+}
+
+// internalError turns a panic recovered by Run (a bug in the evaluator)
+// into an error of one line: users see "kql: internal error: <panic>",
+// never a stack trace. The stack is only logged, at debug level.
+func internalError(ctx context.Context, p any) error {
+	msg := strings.Join(strings.Fields(fmt.Sprint(p)), " ")
+	if l := slog.Default(); l.Enabled(ctx, slog.LevelDebug) {
+		l.DebugContext(ctx, "kql: internal error", "panic", msg, "stack", string(debug.Stack()))
+	}
+	return errors.New("kql: internal error: " + msg)
 }
 
 // Query parses text and runs it. Warnings from parsing are returned even
@@ -129,6 +130,23 @@ type runner struct {
 	regexes map[string]*regexCacheEntry
 	maxRows int
 	ticks   int
+}
+
+func newRunner(ctx context.Context, src table.Source, text string, opts Options) *runner {
+	now := opts.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	return &runner{
+		ctx:     ctx,
+		src:     src,
+		now:     now.UTC(),
+		text:    text,
+		asBind:  map[string]*relation{},
+		schemas: map[string][]table.Column{},
+		regexes: map[string]*regexCacheEntry{},
+		maxRows: opts.MaxRows,
+	}
 }
 
 // errorf returns a positioned query error.

@@ -2,6 +2,7 @@ package eval
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/kdfir/kdfir/internal/kql/table"
@@ -55,20 +56,39 @@ func registerDynamicFuncs() {
 		}
 		return out
 	}))
-	register("pack_all", 0, 1, func(cc *callCtx) (*cexpr, error) {
-		cols := cc.sc.cols
-		skipNulls := false
-		if len(cc.args) == 1 {
-			b, _ := cc.args[0].val.(bool)
-			skipNulls = b
+	// pack_all([ignore_null_empty]) reads the whole input row, so it is
+	// volatile: a call without arguments must not be folded.
+	registerVolatile("pack_all", 0, 1, func(cc *callCtx) (*cexpr, error) {
+		if cc.sc.agg != nil {
+			// The output expressions of summarize see only the aggregation
+			// results, not the input rows.
+			return nil, cc.errorf(cc.call.NamePos, "pack_all() in summarize must be the argument of an aggregation function, such as make_list(pack_all())")
 		}
+		skipEmpty := false
+		if len(cc.args) == 1 {
+			a := cc.args[0]
+			b, ok := a.val.(bool)
+			if !a.isConst || !ok {
+				return nil, cc.errorf(a.pos, "pack_all() expects a constant bool (ignore_null_empty)")
+			}
+			skipEmpty = b
+		}
+		cols := cc.sc.cols
+		if w := cc.sc.packWidth; w >= 0 && w < len(cols) {
+			cols = cols[:w]
+		}
+		cols = slices.Clone(cols)
 		return newExpr(table.Dynamic, cc.call.NamePos, func(row []any) any {
 			m := make(map[string]any, len(cols))
 			for i, c := range cols {
-				if row[i] == nil && skipNulls {
+				v := row[i]
+				if skipEmpty && (v == nil || v == "") {
 					continue
 				}
-				m[c.Name] = toDynamic(row[i])
+				if _, dup := m[c.Name]; dup {
+					continue // the first column of a name, as for references
+				}
+				m[c.Name] = toDynamic(v)
 			}
 			return m
 		}), nil

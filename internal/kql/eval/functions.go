@@ -28,6 +28,12 @@ type funcSpec struct {
 	min, max int // max < 0: no upper bound
 	build    builder
 	typeofOK bool // accepts typeof(T) arguments
+	// volatile marks a function whose value is not determined by its
+	// arguments alone: it reads the input row beyond its arguments
+	// (pack_all) or is non-deterministic. A call to it is never folded
+	// into a constant, even when all its arguments (or none) are
+	// constants.
+	volatile bool
 }
 
 var functions map[string]funcSpec
@@ -44,6 +50,12 @@ func init() {
 
 func register(name string, min, max int, b builder) {
 	functions[name] = funcSpec{min: min, max: max, build: b}
+}
+
+// registerVolatile registers a function that must never be constant
+// folded (see funcSpec.volatile).
+func registerVolatile(name string, min, max int, b builder) {
+	functions[name] = funcSpec{min: min, max: max, build: b, volatile: true}
 }
 
 func argCountMsg(name string, min, max, got int) string {
@@ -106,6 +118,10 @@ func (sc *scope) call(e *syntax.Call) (*cexpr, error) {
 		return nil, err
 	}
 	c.pos = e.NamePos
+	if spec.volatile {
+		c.isConst, c.val = false, nil
+		return c, nil
+	}
 	return fold(c, args...), nil
 }
 

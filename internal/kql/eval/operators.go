@@ -134,10 +134,13 @@ type extendSlot struct {
 // slots and the new columns. Each item sees the columns computed by the
 // items before it; an existing name is replaced in place.
 func (r *runner) compileExtend(cols []table.Column, items []syntax.Assign, e *env) ([]extendSlot, []table.Column, error) {
+	inputWidth := len(cols)
 	cols = slices.Clone(cols)
 	slots := make([]extendSlot, 0, len(items))
 	for _, it := range items {
-		c, err := newScope(r, e, cols).compile(it.Expr)
+		sc := newScope(r, e, cols)
+		sc.packWidth = inputWidth
+		c, err := sc.compile(it.Expr)
 		if err != nil {
 			return nil, nil, err
 		}
