@@ -1,25 +1,30 @@
 package cli
 
 import (
+	"bufio"
+	"context"
 	"encoding/csv"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/kdfir/kdfir/internal/config"
 	"github.com/kdfir/kdfir/internal/hunt"
-	"github.com/kdfir/kdfir/internal/kql/eval"
+	"github.com/kdfir/kdfir/internal/kql/table"
 	"github.com/kdfir/kdfir/internal/store"
 )
 
 func newHuntCmd(g *Globals) *cobra.Command {
 	var file, since, until string
-	var list bool
+	var list, explain bool
+	var timeout time.Duration
 	var params []string
 	cmd := &cobra.Command{
 		Use:   "hunt ['QUERY' | NAME]",
@@ -51,24 +56,54 @@ func newHuntCmd(g *Globals) *cobra.Command {
 			if opts.Until, err = parseWhen(until, now); err != nil {
 				return usagef("invalid --until: %v", err)
 			}
-			st, err := g.openStore(cmd.Context())
+			if timeout < 0 {
+				return usagef("invalid --timeout %v: must not be negative", timeout)
+			}
+			if g.Output == "yaml" {
+				return usagef("hunt prints table, json or csv")
+			}
+			ctx := cmd.Context()
+			if timeout > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, timeout)
+				defer cancel()
+			}
+			st, err := g.openStore(ctx)
 			if err != nil {
 				return err
 			}
 			defer st.Close()
+			if explain {
+				text, err := hunt.Explain(ctx, st, opts, query, now)
+				if err != nil {
+					return huntError(err, timeout)
+				}
+				fmt.Fprintln(g.Stdout, text)
+				return nil
+			}
 			start := time.Now()
-			res, warns, err := hunt.Run(cmd.Context(), st.Source(opts), query, now)
+			spin := startSpinner(g.Stderr, start)
+			cur, warns, err := hunt.Run(ctx, st, opts, query, now)
+			if err != nil {
+				spin.stop()
+				for _, w := range warns {
+					fmt.Fprintf(g.Stderr, "warning: %s\n", w)
+				}
+				return huntError(err, timeout)
+			}
+			defer cur.Close()
+			spin.watch(cur.Scanned)
+			out := &spinWriter{w: g.Stdout, spin: spin}
+			n, err := writeRows(out, g.Output, cur)
+			spin.stop()
 			for _, w := range warns {
 				fmt.Fprintf(g.Stderr, "warning: %s\n", w)
 			}
 			if err != nil {
-				if hunt.IsQueryError(err) {
-					return exitError{code: ExitFailure, msg: err.Error(), detail: err.Error()}
-				}
-				return err
+				return huntError(err, timeout)
 			}
-			g.Log.Debug("query done", "rows", len(res.Rows), "elapsed", time.Since(start))
-			return writeResult(g.Stdout, g.Output, res)
+			g.Log.Debug("query done", "rows", n, "elapsed", time.Since(start), "sql", cur.Plan.SQL != "", "evaluator", cur.Plan.Rest != nil)
+			return nil
 		},
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "read the query from a .kql file")
@@ -76,6 +111,8 @@ func newHuntCmd(g *Globals) *cobra.Command {
 	cmd.Flags().StringVar(&until, "until", "", "only events before this time")
 	cmd.Flags().BoolVar(&list, "list", false, "list the built-in hunting queries")
 	cmd.Flags().StringArrayVar(&params, "param", nil, "NAME=VALUE for a built-in query's parameters")
+	cmd.Flags().BoolVar(&explain, "explain", false, "print the SQL that DuckDB runs and the part the evaluator runs, and run nothing")
+	cmd.Flags().DurationVar(&timeout, "timeout", 0, "stop the query after this long (e.g. 30s; default no limit)")
 	return cmd
 }
 
@@ -130,65 +167,123 @@ func parseWhen(s string, now time.Time) (time.Time, error) {
 	return now.Add(-d), nil
 }
 
-// writeResult prints a query result as a table, JSON (an array of
-// objects) or CSV.
-func writeResult(w io.Writer, format string, res *eval.Result) error {
+// huntError turns a failed query into what the user sees: a query error
+// with its position and caret, a timeout, or the store's one-line error.
+func huntError(err error, timeout time.Duration) error {
+	switch {
+	case hunt.IsQueryError(err):
+		return exitError{code: ExitFailure, msg: err.Error(), detail: err.Error()}
+	case errors.Is(err, context.DeadlineExceeded) && timeout > 0:
+		return fmt.Errorf("hunt: the query did not finish within --timeout %v", timeout)
+	}
+	return err
+}
+
+// rowSource is a streamed query result.
+type rowSource interface {
+	Columns() []table.Column
+	Next() bool
+	Row() []any
+	Err() error
+}
+
+// tableFlushRows is how many rows the table output aligns at a time.
+const tableFlushRows = 1000
+
+// writeRows prints a query result as it streams in: a table (aligned a
+// block of rows at a time), JSON (an array of objects) or CSV. It
+// returns the number of rows.
+func writeRows(w io.Writer, format string, rs rowSource) (int, error) {
+	cols := rs.Columns()
+	n := 0
 	switch format {
 	case "json":
-		rows := make([]map[string]any, len(res.Rows))
-		for i, r := range res.Rows {
+		bw := bufio.NewWriterSize(w, 64<<10)
+		if _, err := bw.WriteString("["); err != nil {
+			return 0, err
+		}
+		for rs.Next() {
+			r := rs.Row()
 			m := make(map[string]any, len(r))
-			for j, c := range res.Columns {
+			for j, c := range cols {
 				m[c.Name] = jsonValue(r[j])
 			}
-			rows[i] = m
+			b, err := json.MarshalIndent(m, "  ", "  ")
+			if err != nil {
+				return n, fmt.Errorf("encode row: %w", err)
+			}
+			sep := "\n  "
+			if n > 0 {
+				sep = ",\n  "
+			}
+			bw.WriteString(sep)
+			bw.Write(b)
+			n++
 		}
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rows)
+		if err := rs.Err(); err != nil {
+			return n, err
+		}
+		if n > 0 {
+			bw.WriteString("\n")
+		}
+		bw.WriteString("]\n")
+		return n, bw.Flush()
 	case "csv":
 		cw := csv.NewWriter(w)
-		head := make([]string, len(res.Columns))
-		for i, c := range res.Columns {
+		head := make([]string, len(cols))
+		for i, c := range cols {
 			head[i] = c.Name
 		}
 		if err := cw.Write(head); err != nil {
-			return err
+			return 0, err
 		}
-		for _, r := range res.Rows {
+		for rs.Next() {
+			r := rs.Row()
 			rec := make([]string, len(r))
 			for i, v := range r {
 				rec[i] = cell(v)
 			}
 			if err := cw.Write(rec); err != nil {
-				return err
+				return n, err
 			}
+			n++
+		}
+		if err := rs.Err(); err != nil {
+			return n, err
 		}
 		cw.Flush()
-		return cw.Error()
-	case "yaml":
-		return usagef("hunt prints table, json or csv")
-	default:
-		return render(w, "table", nil, func(tw io.Writer) {
-			for i, c := range res.Columns {
-				if i > 0 {
-					fmt.Fprint(tw, "\t")
-				}
-				fmt.Fprint(tw, c.Name)
-			}
-			fmt.Fprintln(tw)
-			for _, r := range res.Rows {
-				for i, v := range r {
-					if i > 0 {
-						fmt.Fprint(tw, "\t")
-					}
-					fmt.Fprint(tw, strings.NewReplacer("\t", " ", "\n", " ").Replace(cell(v)))
-				}
-				fmt.Fprintln(tw)
-			}
-			fmt.Fprintf(tw, "(%d rows)\n", len(res.Rows))
-		})
+		return n, cw.Error()
 	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for i, c := range cols {
+		if i > 0 {
+			fmt.Fprint(tw, "\t")
+		}
+		fmt.Fprint(tw, c.Name)
+	}
+	fmt.Fprintln(tw)
+	clean := strings.NewReplacer("\t", " ", "\n", " ")
+	for rs.Next() {
+		for i, v := range rs.Row() {
+			if i > 0 {
+				fmt.Fprint(tw, "\t")
+			}
+			fmt.Fprint(tw, clean.Replace(cell(v)))
+		}
+		fmt.Fprintln(tw)
+		n++
+		if n%tableFlushRows == 0 {
+			if err := tw.Flush(); err != nil {
+				return n, err
+			}
+		}
+	}
+	if err := rs.Err(); err != nil {
+		tw.Flush()
+		return n, err
+	}
+	fmt.Fprintf(tw, "(%d rows)\n", n)
+	return n, tw.Flush()
 }
 
 func jsonValue(v any) any {

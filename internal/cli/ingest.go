@@ -21,13 +21,28 @@ import (
 	"github.com/kdfir/kdfir/internal/store"
 )
 
-// openStore opens the event store in the data directory.
+// openStore opens the event store in the data directory, moving the
+// events of an earlier version's store into it first.
 func (g *Globals) openStore(ctx context.Context) (*store.Store, error) {
 	dir, err := g.dataDir()
 	if err != nil {
 		return nil, err
 	}
-	return store.Open(ctx, filepath.Join(dir, "events.db"))
+	opts := store.Options{}
+	if g.MemoryLimit != "" {
+		if opts.MemoryLimit, err = store.ParseMemoryLimit(g.MemoryLimit); err != nil {
+			return nil, usagef("invalid --memory-limit: %v", err)
+		}
+	}
+	st, err := store.Open(ctx, filepath.Join(dir, store.FileName), opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := g.migrateLegacy(ctx, st, dir); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return st, nil
 }
 
 type ingestReport struct {

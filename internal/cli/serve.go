@@ -125,7 +125,7 @@ func serve(ctx context.Context, g *Globals, c *config.Config, insecureHTTP bool)
 		return err
 	}
 	defer alerts.Close()
-	events, err := store.Open(ctx, filepath.Join(dir, "events.db"))
+	events, err := g.openStore(ctx)
 	if err != nil {
 		return err
 	}

@@ -14,8 +14,10 @@ import (
 	"time"
 
 	"github.com/kdfir/kdfir/internal/kql/eval"
+	"github.com/kdfir/kdfir/internal/kql/sqlc"
 	"github.com/kdfir/kdfir/internal/kql/syntax"
 	"github.com/kdfir/kdfir/internal/kql/table"
+	"github.com/kdfir/kdfir/internal/store"
 )
 
 //go:embed queries/*.kql
@@ -98,15 +100,176 @@ func escapeKQL(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`, "\r", `\r`).Replace(s)
 }
 
-// Run parses and evaluates a query. Parse errors come back as
-// *syntax.ErrorList, which formats each error with its line and a caret.
-func Run(ctx context.Context, src table.Source, query string, now time.Time) (*eval.Result, []syntax.Warning, error) {
+// Cursor streams a query's result.
+type Cursor struct {
+	cols []table.Column
+	rows table.Rows
+	sql  *store.Rows // the SQL's rows, for Scanned; nil when none
+	// Plan is how the query ran: its SQL and what the evaluator ran.
+	Plan *sqlc.Plan
+}
+
+// Columns returns the result's columns.
+func (c *Cursor) Columns() []table.Column { return c.cols }
+
+// Next advances to the next row.
+func (c *Cursor) Next() bool { return c.rows.Next() }
+
+// Row returns the current row; the caller may keep it.
+func (c *Cursor) Row() []any { return c.rows.Row() }
+
+// Err returns what ended the iteration.
+func (c *Cursor) Err() error { return c.rows.Err() }
+
+// Close releases the query.
+func (c *Cursor) Close() error { return c.rows.Close() }
+
+// Scanned returns how many rows DuckDB has handed over so far.
+func (c *Cursor) Scanned() int64 {
+	if c.sql == nil {
+		return 0
+	}
+	return c.sql.Count()
+}
+
+// Run parses a query, compiles what it can to SQL for the event store, and
+// returns its result as a stream. The part that SQL cannot express runs in
+// the evaluator over the rows that the SQL streams in. Parse errors come
+// back as *syntax.ErrorList, which formats each error with its line and a
+// caret.
+func Run(ctx context.Context, st *store.Store, opts store.SourceOptions, query string, now time.Time) (*Cursor, []syntax.Warning, error) {
 	q, warns, err := syntax.Parse(query)
 	if err != nil {
 		return nil, warns, err
 	}
-	res, err := eval.Run(ctx, src, q, eval.Options{Now: now})
-	return res, warns, err
+	plan, err := Compile(ctx, st, opts, q, now)
+	if err != nil {
+		return nil, warns, err
+	}
+	cur, err := execute(ctx, st, opts, q, plan, now)
+	return cur, warns, err
+}
+
+// Compile plans a parsed query over the store (see sqlc.Compile).
+func Compile(ctx context.Context, st *store.Store, opts store.SourceOptions, q *syntax.Query, now time.Time) (*sqlc.Plan, error) {
+	return sqlc.Compile(ctx, q, st.Catalog(opts), sqlc.DuckDB, sqlc.Options{Now: now})
+}
+
+func execute(ctx context.Context, st *store.Store, opts store.SourceOptions, q *syntax.Query, plan *sqlc.Plan, now time.Time) (*Cursor, error) {
+	if plan.SQL == "" {
+		res, err := eval.Run(ctx, st.Source(opts), q, eval.Options{Now: now})
+		if err != nil {
+			return nil, err
+		}
+		return &Cursor{cols: res.Columns, rows: &sliceRows{rows: res.Rows}, Plan: plan}, nil
+	}
+	rows, err := st.Query(ctx, plan)
+	if err != nil {
+		return nil, err
+	}
+	if plan.Rest == nil {
+		return &Cursor{cols: plan.Columns, rows: rows, sql: rows, Plan: plan}, nil
+	}
+	src := &prefixSource{Source: st.Source(opts), cols: plan.Columns, rows: rows}
+	res, err := eval.Run(ctx, src, plan.Rest, eval.Options{Now: now})
+	rows.Close()
+	if err != nil {
+		return nil, err
+	}
+	return &Cursor{cols: res.Columns, rows: &sliceRows{rows: res.Rows}, sql: rows, Plan: plan}, nil
+}
+
+// Collect runs a query and gathers its whole result, for callers that
+// need it in memory (tests, rules).
+func Collect(ctx context.Context, st *store.Store, opts store.SourceOptions, query string, now time.Time) (*eval.Result, []syntax.Warning, error) {
+	cur, warns, err := Run(ctx, st, opts, query, now)
+	if err != nil {
+		return nil, warns, err
+	}
+	defer cur.Close()
+	res := &eval.Result{Columns: cur.Columns()}
+	for cur.Next() {
+		res.Rows = append(res.Rows, cur.Row())
+	}
+	return res, warns, cur.Err()
+}
+
+// prefixSource serves the rows of the SQL as table sqlc.PrefixTable, and
+// every other table from the store.
+type prefixSource struct {
+	table.Source
+	cols []table.Column
+	rows table.Rows
+	used bool
+}
+
+func (p *prefixSource) Schema(ctx context.Context, name string) ([]table.Column, error) {
+	if name == sqlc.PrefixTable {
+		return p.cols, nil
+	}
+	return p.Source.Schema(ctx, name)
+}
+
+func (p *prefixSource) Scan(ctx context.Context, req table.ScanRequest) (table.Rows, error) {
+	if req.Table != sqlc.PrefixTable {
+		return p.Source.Scan(ctx, req)
+	}
+	if p.used {
+		return nil, errors.New("hunt: the compiled prefix was read twice")
+	}
+	p.used = true
+	return noClose{p.rows}, nil
+}
+
+// noClose leaves closing the SQL's rows to execute.
+type noClose struct{ table.Rows }
+
+func (noClose) Close() error { return nil }
+
+func (n noClose) RowsAreStable() bool { return true }
+
+type sliceRows struct {
+	rows [][]any
+	i    int
+}
+
+func (s *sliceRows) Next() bool {
+	if s.i >= len(s.rows) {
+		return false
+	}
+	s.i++
+	return true
+}
+func (s *sliceRows) Row() []any   { return s.rows[s.i-1] }
+func (s *sliceRows) Err() error   { return nil }
+func (s *sliceRows) Close() error { return nil }
+
+// Explain describes how a query runs: the SQL, and the part the evaluator
+// runs (as KQL, from where translation stopped) with the reason.
+func Explain(ctx context.Context, st *store.Store, opts store.SourceOptions, query string, now time.Time) (string, error) {
+	q, _, err := syntax.Parse(query)
+	if err != nil {
+		return "", err
+	}
+	plan, err := Compile(ctx, st, opts, q, now)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	switch {
+	case plan.SQL == "":
+		b.WriteString("-- runs entirely in the evaluator")
+	default:
+		b.WriteString("-- DuckDB SQL\n" + plan.SQL + ";")
+	}
+	if plan.Rest != nil {
+		rest := ""
+		if p, ok := plan.Rest.Body.(*syntax.Pipeline); ok && len(p.Ops) > 0 {
+			rest = strings.TrimSpace(query[p.Ops[0].Pos().Offset:])
+		}
+		fmt.Fprintf(&b, "\n-- then in the evaluator (%s):\n%s | %s", plan.Stopped, sqlc.PrefixTable, rest)
+	}
+	return b.String(), nil
 }
 
 // IsQueryError reports whether err is an error in the query itself (as

@@ -99,7 +99,7 @@ func TestMicrosoftQueriesOnRealAuditLog(t *testing.T) {
 	end := time.Now().UTC().Add(time.Minute)
 
 	// Store the API server's audit log as kdfir ingest would.
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "events.db"))
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), store.FileName), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func TestMicrosoftQueriesOnRealAuditLog(t *testing.T) {
 
 	run := func(t *testing.T, q string) *eval.Result {
 		t.Helper()
-		res, warns, err := Run(ctx, st, q, time.Now())
+		res, warns, err := Collect(ctx, st, store.SourceOptions{}, q, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}

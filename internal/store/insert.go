@@ -3,42 +3,30 @@ package store
 import (
 	"context"
 	"crypto/sha256"
+	"database/sql/driver"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"strings"
+	"runtime"
+	"sync"
 	"time"
+
+	duckdb "github.com/duckdb/duckdb-go/v2"
 
 	"github.com/kdfir/kdfir/internal/audit"
 )
 
-const (
-	insertCols = 19
-	insertRows = 100 // rows per multi-row INSERT (1,900 parameters)
-)
-
-func insertSQL(rows int) string {
-	var b strings.Builder
-	b.WriteString(`INSERT INTO events (time, audit_id, stage, verb, username, groups, source_ip,
-	user_agent, resource, subresource, namespace, name, api_group, request_uri, code, cluster,
-	cluster_resource_id, principal_oid, raw) VALUES `)
-	row := "(" + strings.TrimSuffix(strings.Repeat("?,", insertCols), ",") + ")"
-	for i := 0; i < rows; i++ {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(row)
-	}
-	b.WriteString(" ON CONFLICT DO NOTHING")
-	return b.String()
+// columns lists the events table's columns in order, for the appender.
+var columns = []string{
+	"time", "cluster", "cluster_resource_id", "dedup", "kind", "api_version", "level", "audit_id",
+	"stage", "request_uri", "verb", "user_agent", "username", "principal_oid", "source_ip",
+	"resource", "subresource", "namespace", "name", "api_group", "code", "request_received",
+	"stage_timestamp", "user", "impersonated_user", "source_ips", "object_ref", "response_status",
+	"request_object", "response_object", "annotations", "extra",
 }
 
-// NoTime is the time stored for an event without one.
-const NoTime int64 = -1 << 63
-
-// DedupKey is the audit_id stored for an event: its auditID, or for an
-// event without one "sha256:" and a hash of its raw JSON, so that
-// re-ingesting it is still recognised.
+// DedupKey is the key that tells two copies of an event apart from two
+// events, with the time, cluster and stage: the auditID, or for an event
+// without one "sha256:" and a hash of its JSON.
 func DedupKey(e *audit.Event) string {
 	if e.Has(audit.FieldAuditID) && e.AuditID != "" {
 		return e.AuditID
@@ -47,121 +35,184 @@ func DedupKey(e *audit.Event) string {
 	return "sha256:" + hex.EncodeToString(h[:16])
 }
 
-func nullStr(e *audit.Event, f audit.Field, v string) any {
-	if !e.Has(f) {
+// row returns the appender values of one event.
+func row(e *audit.Event) []driver.Value {
+	r := audit.Shred(e)
+	v := make([]driver.Value, len(columns))
+	v[0] = optTime(r.Time)
+	v[1], v[2] = e.Cluster, e.ClusterResourceID
+	if !e.Has(audit.FieldAuditID) || e.AuditID == "" {
+		v[3] = DedupKey(e)
+	}
+	strs := []string{r.Kind, r.APIVersion, r.Level, r.AuditID, r.Stage, r.RequestURI, r.Verb, r.UserAgent}
+	for i, s := range strs {
+		if r.Strs&(1<<i) != 0 {
+			v[4+i] = s
+		}
+	}
+	hot := func(f audit.Field, s string) driver.Value {
+		if e.Has(f) {
+			return s
+		}
 		return nil
+	}
+	v[12] = hot(audit.FieldUsername, e.User.Username)
+	if e.PrincipalOID != "" {
+		v[13] = e.PrincipalOID
+	}
+	if len(e.SourceIPs) > 0 {
+		v[14] = e.SourceIPs[0]
+	}
+	ref := &e.ObjectRef
+	v[15], v[16] = hot(audit.FieldResource, ref.Resource), hot(audit.FieldSubresource, ref.Subresource)
+	v[17], v[18] = hot(audit.FieldNamespace, ref.Namespace), hot(audit.FieldName, ref.Name)
+	v[19] = hot(audit.FieldAPIGroup, ref.APIGroup)
+	if e.Has(audit.FieldCode) {
+		v[20] = e.Code
+	}
+	v[21], v[22] = optTime(r.RequestReceived), optTime(r.StageTimestamp)
+	for i, b := range [][]byte{r.User, r.ImpersonatedUser, r.SourceIPs, r.ObjectRef, r.ResponseStatus,
+		r.RequestObject, r.ResponseObject, r.Annotations, r.Extra} {
+		if b != nil && string(b) != "null" {
+			v[23+i] = string(b)
+		}
 	}
 	return v
 }
 
-// appendArgs appends the INSERT parameters of one event.
-func appendArgs(args []any, e *audit.Event) []any {
-	var groups, ip, code, oid any
-	tm := NoTime
-	if !e.Time.IsZero() {
-		tm = e.Time.UnixNano()
+func optTime(t time.Time) driver.Value {
+	if t.IsZero() {
+		return nil
 	}
-	if e.Has(audit.FieldGroups) {
-		b, _ := json.Marshal(e.User.Groups)
-		groups = string(b)
-	}
-	if len(e.SourceIPs) > 0 {
-		ip = e.SourceIPs[0]
-	}
-	if e.Has(audit.FieldCode) {
-		code = e.Code
-	}
-	if e.PrincipalOID != "" {
-		oid = e.PrincipalOID
-	}
-	r := &e.ObjectRef
-	return append(args,
-		tm, DedupKey(e), e.Stage,
-		nullStr(e, audit.FieldVerb, e.Verb),
-		nullStr(e, audit.FieldUsername, e.User.Username),
-		groups, ip,
-		nullStr(e, audit.FieldUserAgent, e.UserAgent),
-		nullStr(e, audit.FieldResource, r.Resource),
-		nullStr(e, audit.FieldSubresource, r.Subresource),
-		nullStr(e, audit.FieldNamespace, r.Namespace),
-		nullStr(e, audit.FieldName, r.Name),
-		nullStr(e, audit.FieldAPIGroup, r.APIGroup),
-		nullStr(e, audit.FieldRequestURI, e.RequestURI),
-		code, e.Cluster, e.ClusterResourceID, oid, e.Raw,
-	)
+	return t.UTC()
 }
 
+// shredAll builds the rows of events on every core.
+func shredAll(events []audit.Event) [][]driver.Value {
+	rows := make([][]driver.Value, len(events))
+	workers := min(runtime.GOMAXPROCS(0), max(1, len(events)/256))
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(events); i += workers {
+				rows[i] = row(&events[i])
+			}
+		}()
+	}
+	wg.Wait()
+	return rows
+}
+
+const stagingSQL = `CREATE TEMP TABLE IF NOT EXISTS staging AS SELECT * FROM events LIMIT 0`
+
+// insertSQL moves the staged rows that are not stored yet (and the first
+// of any repeats within the batch) into events. %s restricts the stored
+// events compared to the batch's time range, so that DuckDB reads only
+// the row groups of that range.
+const insertSQL = `
+INSERT INTO events
+SELECT s.* FROM staging s
+WHERE NOT EXISTS (
+	SELECT 1 FROM events e
+	WHERE %s
+	  AND e.time IS NOT DISTINCT FROM s.time AND e.cluster = s.cluster
+	  AND e.stage IS NOT DISTINCT FROM s.stage
+	  AND coalesce(e.dedup, e.audit_id) IS NOT DISTINCT FROM coalesce(s.dedup, s.audit_id))
+QUALIFY row_number() OVER (PARTITION BY s.time, s.cluster, s.stage, coalesce(s.dedup, s.audit_id)) = 1`
+
 // InsertBatch stores events in one transaction, skipping those already
-// stored (same cluster, audit id and stage, including repeats within the
-// batch). It is durable when it returns without error.
+// stored (same time, cluster, audit id and stage, including repeats within
+// the batch). It is durable when it returns without error.
 func (s *Store) InsertBatch(ctx context.Context, events []audit.Event) (stored, duplicates int, err error) {
 	if len(events) == 0 {
 		return 0, 0, nil
 	}
+	rows := shredAll(events)
+	var lo, hi time.Time
+	untimed := false
+	for i := range events {
+		t := events[i].Time
+		switch {
+		case t.IsZero():
+			untimed = true
+		case lo.IsZero() || t.Before(lo):
+			lo = t
+			if hi.IsZero() {
+				hi = t
+			}
+		case t.After(hi):
+			hi = t
+		}
+	}
+	var cond string
+	switch {
+	case lo.IsZero():
+		cond = "e.time IS NULL"
+	case untimed:
+		cond = fmt.Sprintf("(e.time BETWEEN %s AND %s OR e.time IS NULL)", tsLit(lo), tsLit(hi))
+	default:
+		cond = fmt.Sprintf("e.time BETWEEN %s AND %s", tsLit(lo), tsLit(hi))
+	}
+
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	if s.closed {
 		return 0, 0, ErrClosed
 	}
-	tx, err := s.wdb.BeginTx(ctx, nil)
+	if s.ro {
+		return 0, 0, fmt.Errorf("store: opened read-only")
+	}
+	conn, err := s.db.Conn(ctx)
 	if err != nil {
-		return 0, 0, fmt.Errorf("store: begin: %w", err)
+		return 0, 0, fmt.Errorf("store: insert: %w", err)
 	}
-	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
-	many := tx.StmtContext(ctx, s.insMany)
-	one := tx.StmtContext(ctx, s.insOne)
-	args := make([]any, 0, insertCols*insertRows)
-	n := int64(0)
-	for i := 0; i < len(events); {
-		stmt, k := many, insertRows
-		if len(events)-i < insertRows {
-			stmt, k = one, 1
-		}
-		args = args[:0]
-		for j := i; j < i+k; j++ {
-			args = appendArgs(args, &events[j])
-		}
-		res, err := stmt.ExecContext(ctx, args...)
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, stagingSQL); err != nil {
+		return 0, 0, fmt.Errorf("store: insert: %w", cleanErr(err))
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), "DELETE FROM staging") //nolint:errcheck // best effort; a fresh batch deletes again
+	err = conn.Raw(func(dc any) error {
+		a, err := duckdb.NewAppender(dc.(driver.Conn), "temp", "main", "staging")
 		if err != nil {
-			return 0, 0, fmt.Errorf("store: insert: %w", err)
+			return err
 		}
-		a, _ := res.RowsAffected()
-		n += a
-		i += k
+		for _, r := range rows {
+			if err := a.AppendRow(r...); err != nil {
+				a.Close()
+				return err
+			}
+		}
+		return a.Close()
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("store: insert: stage: %w", cleanErr(err))
 	}
-	if err := tx.Commit(); err != nil {
-		return 0, 0, fmt.Errorf("store: commit: %w", err)
+	res, err := conn.ExecContext(ctx, fmt.Sprintf(insertSQL, cond))
+	if err != nil {
+		return 0, 0, fmt.Errorf("store: insert: %w", cleanErr(err))
 	}
-	s.kickCheckpoint()
+	n, _ := res.RowsAffected()
 	return int(n), len(events) - int(n), nil
+}
+
+// tsLit is a TIMESTAMP literal (microseconds, as DuckDB keeps them).
+func tsLit(t time.Time) string {
+	return "TIMESTAMP '" + t.UTC().Format("2006-01-02 15:04:05.999999") + "'"
 }
 
 // DeleteBefore deletes the events whose time is before t (events without
 // a time are kept) and returns how many it deleted.
 func (s *Store) DeleteBefore(ctx context.Context, t time.Time) (int64, error) {
-	ns, ok := unixNanos(t)
-	if !ok {
-		if t.Before(time.Unix(0, 0)) {
-			return 0, nil
-		}
-		ns = 1<<63 - 1
-	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	if s.closed {
 		return 0, ErrClosed
 	}
-	res, err := s.wdb.ExecContext(ctx, "DELETE FROM events WHERE time < ? AND time <> ?", ns, NoTime)
+	res, err := s.db.ExecContext(ctx, "DELETE FROM events WHERE time < "+tsLit(t))
 	if err != nil {
-		return 0, fmt.Errorf("store: delete: %w", err)
+		return 0, fmt.Errorf("store: delete: %w", cleanErr(err))
 	}
 	return res.RowsAffected()
-}
-
-// unixNanos converts t when it fits in int64 nanoseconds.
-func unixNanos(t time.Time) (int64, bool) {
-	if t.Before(time.Unix(0, -1<<63)) || t.After(time.Unix(0, 1<<63-1)) {
-		return 0, false
-	}
-	return t.UnixNano(), true
 }

@@ -1,170 +1,171 @@
-// Package store keeps audit events in an embedded SQLite database (WAL
-// mode, modernc.org/sqlite) and serves them to the KQL evaluator as a
-// table.Source, pushing the filters it can into SQL on indexed columns.
+// Package store keeps audit events in an embedded DuckDB database (a
+// columnar, compressed, vectorised engine) in the data directory, and runs
+// SQL over them: the SQL that internal/kql/sqlc compiles from KQL, and the
+// scans the KQL evaluator asks for through table.Source.
 //
-// Durability: every connection runs with synchronous=FULL, so a commit,
-// and so every InsertBatch that returned without error (an acknowledged
-// webhook batch), survives a crash or power loss. In WAL mode that is one
-// fsync per transaction, which large batches make negligible, so there is
-// no separate bulk mode. Checkpoints run in the background.
+// Layout: one table, events, with a column per top-level member of the
+// audit event (so a query reads only the members it uses, and
+// requestObject and responseObject, most of the bytes, are read only by
+// queries that look into them), the hot fields again as typed columns
+// (verb, user, resource, namespace, name, code, ...), and the event time.
+// Long JSON members are compressed with zstd. The table views KubeAudit,
+// CloudAuditEvents and AKSAudit are SQL expressions over these columns
+// (see catalog.go); the events are rebuilt from them, so nothing is kept
+// twice.
 //
-// Layout choices made for ingest speed (measured on 1M events, 2 cores):
-//   - Duplicates are detected with UNIQUE(time, cluster, audit_id, stage):
-//     the same (cluster, auditID, stage) re-ingested has the same time, and
-//     a key that starts with time is appended to in order, where a key that
-//     starts with a random auditID dirties one index page per row in every
-//     transaction. The same index serves time ranges.
-//   - namespace is indexed alone: an index on (namespace, name) is random
-//     in name for the same reason and cost about a third of the throughput.
-//     Name lookups use the namespace and time indexes.
-//   - No NOT NULL constraints: with them SQLite keeps a statement journal
-//     for every multi-row INSERT.
-//   - 8 KiB pages: fewer WAL writes than 4 KiB, and 16 KiB pages fall
-//     outside the SQLite allocator's small-object slots.
+// Durability: every InsertBatch is one transaction, and DuckDB syncs its
+// write-ahead log on commit, so an acknowledged batch survives a crash.
+//
+// Memory: DuckDB's memory_limit bounds what a query holds; above it,
+// aggregates, joins and sorts spill to a temporary directory beside the
+// database.
 package store
 
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
+	"path/filepath"
 	"strings"
 	"sync"
 
-	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
+	duckdb "github.com/duckdb/duckdb-go/v2"
 )
+
+// FileName is the database's file name in the data directory.
+const FileName = "events.duckdb"
+
+// Options configure Open.
+type Options struct {
+	// MemoryLimit bounds the memory DuckDB uses, as DuckDB reads it
+	// ("2GB", "512MiB"); empty means DefaultMemoryLimit.
+	MemoryLimit string
+	// Threads bounds DuckDB's worker threads; 0 means one per CPU.
+	Threads int
+	// ReadOnly opens the database for reading only; it must exist.
+	ReadOnly bool
+}
 
 // Store is an open event database. Its methods are safe for concurrent
 // use; writes are serialised.
 type Store struct {
-	db     *sql.DB    // readers
-	wdb    *sql.DB    // the single writer connection
-	wmu    sync.Mutex // serialises write transactions
+	path string
+	conn *duckdb.Connector
+	db   *sql.DB
+
+	wmu    sync.Mutex // serialises writes
 	closed bool       // under wmu
-
-	insMany *sql.Stmt // insertRows rows
-	insOne  *sql.Stmt
-
-	ckptKick chan struct{} // wakes the checkpointer; closed by Close
-	ckptDone chan struct{}
-}
-
-// checkpointer copies committed WAL pages into the database file after
-// writes (PASSIVE: it never blocks readers or the writer).
-func (s *Store) checkpointer() {
-	defer close(s.ckptDone)
-	for range s.ckptKick {
-		_, _ = s.db.Exec("PRAGMA wal_checkpoint(PASSIVE)")
-	}
-}
-
-// kickCheckpoint asks for a checkpoint without waiting.
-func (s *Store) kickCheckpoint() {
-	select {
-	case s.ckptKick <- struct{}{}:
-	default:
-	}
+	ro     bool
 }
 
 const schemaSQL = `
 CREATE TABLE IF NOT EXISTS events (
-	id                  INTEGER PRIMARY KEY,
-	time                INTEGER, -- Event.Time in Unix ns, NoTime when unknown
-	audit_id            TEXT,    -- auditID, or DedupKey's hash when absent
-	stage               TEXT,    -- '' when absent
-	verb                TEXT,    -- NULL when absent, likewise below
-	username            TEXT,
-	groups              TEXT,    -- JSON array
-	source_ip           TEXT,    -- the first of sourceIPs
-	user_agent          TEXT,
-	resource            TEXT,
-	subresource         TEXT,
-	namespace           TEXT,
-	name                TEXT,
-	api_group           TEXT,
-	request_uri         TEXT,
-	code                INTEGER,
-	cluster             TEXT,    -- '' when none
-	cluster_resource_id TEXT,    -- '' when none
-	principal_oid       TEXT,
-	raw                 BLOB,    -- the event JSON, byte for byte
-	UNIQUE (time, cluster, audit_id, stage)
+	time                TIMESTAMP,   -- Event.Time; NULL when unknown
+	cluster             VARCHAR NOT NULL,
+	cluster_resource_id VARCHAR NOT NULL,
+	dedup               VARCHAR,     -- a hash of the event when it has no auditID
+	kind                VARCHAR,     -- the string members as the views show them; NULL when absent
+	api_version         VARCHAR,
+	level               VARCHAR,
+	audit_id            VARCHAR,
+	stage               VARCHAR,
+	request_uri         VARCHAR,
+	verb                VARCHAR,
+	user_agent          VARCHAR,
+	username            VARCHAR,     -- user.username; NULL when absent, likewise below
+	principal_oid       VARCHAR,
+	source_ip           VARCHAR,     -- sourceIPs[0]
+	resource            VARCHAR,     -- objectRef.*
+	subresource         VARCHAR,
+	namespace           VARCHAR,
+	name                VARCHAR,
+	api_group           VARCHAR,
+	code                BIGINT,      -- responseStatus.code
+	request_received    TIMESTAMP,   -- requestReceivedTimestamp, parsed
+	stage_timestamp     TIMESTAMP,   -- stageTimestamp, parsed
+	"user"              VARCHAR,     -- the JSON members as compact JSON text; NULL when absent or null
+	impersonated_user   VARCHAR,
+	source_ips          VARCHAR,
+	object_ref          VARCHAR,
+	response_status     VARCHAR,
+	request_object      VARCHAR USING COMPRESSION zstd,
+	response_object     VARCHAR USING COMPRESSION zstd,
+	annotations         VARCHAR,
+	extra               VARCHAR USING COMPRESSION zstd -- other members, keyed as in RawEventData
 );
-CREATE INDEX IF NOT EXISTS events_verb_resource ON events(verb, resource, subresource);
-CREATE INDEX IF NOT EXISTS events_namespace ON events(namespace);
-CREATE INDEX IF NOT EXISTS events_username ON events(username);
-CREATE INDEX IF NOT EXISTS events_principal ON events(principal_oid) WHERE principal_oid IS NOT NULL;
+CREATE TABLE IF NOT EXISTS store_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
 `
 
-// PageSize is the page size of new databases. Large pages cut the number
-// of WAL writes (one system call per page) for ~1 KB events.
-const PageSize = 8192
-
 // Open opens (creating if needed) the database file at path. The file's
-// directory must exist.
-func Open(ctx context.Context, path string) (*Store, error) {
+// directory must exist. DuckDB spills to path + ".tmp".
+func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if path == "" {
 		return nil, errors.New("store: empty database path")
 	}
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
 		return nil, fmt.Errorf("store: %s is a directory", path)
+	} else if err != nil && opts.ReadOnly {
+		return nil, fmt.Errorf("store: %w", err)
 	}
-	base := "file:" + uriPath(path) + "?_txlock=immediate&_busy_timeout=10000&_synchronous=FULL&_pragma=temp_store(memory)"
-	s := &Store{}
-	var err error
-	// The writer never checkpoints itself (wal_autocheckpoint=0): the
-	// checkpointer goroutine does, on another connection, so that copying
-	// WAL pages into the database overlaps with the next inserts.
-	if s.wdb, err = sql.Open("sqlite", base+"&_pragma=cache_size(-131072)&_pragma=wal_autocheckpoint(0)"); err != nil {
-		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	if _, err := os.Stat(filepath.Dir(path)); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
 	}
-	s.wdb.SetMaxOpenConns(1) // the one writer connection, with a large page cache
-	if s.db, err = sql.Open("sqlite", base+"&_pragma=cache_size(-16384)"); err != nil {
-		s.wdb.Close()
-		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	limit := opts.MemoryLimit
+	if limit == "" {
+		limit = DefaultMemoryLimit()
 	}
-	s.db.SetMaxOpenConns(8)
-	s.db.SetMaxIdleConns(4)
-	if err := s.init(ctx); err != nil {
-		s.Close()
-		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	if err := validSize(limit); err != nil {
+		return nil, fmt.Errorf("store: memory limit: %w", err)
 	}
-	s.ckptKick = make(chan struct{}, 1)
-	s.ckptDone = make(chan struct{})
-	go s.checkpointer()
+	settings := []string{
+		"SET memory_limit = " + quote(limit),
+		"SET temp_directory = " + quote(path+".tmp"),
+		"SET preserve_insertion_order = false",
+		"SET enable_progress_bar = false",
+		"SET checkpoint_threshold = '1GB'",
+		"SET autoinstall_known_extensions = false",
+		"SET autoload_known_extensions = false",
+		"SET TimeZone = 'UTC'",
+	}
+	if opts.Threads > 0 {
+		settings = append(settings, fmt.Sprintf("SET threads = %d", opts.Threads))
+	}
+	dsn := path
+	if opts.ReadOnly {
+		dsn += "?access_mode=READ_ONLY"
+	}
+	conn, err := duckdb.NewConnector(dsn, func(execer driver.ExecerContext) error {
+		for _, q := range settings {
+			if _, err := execer.ExecContext(ctx, q, nil); err != nil {
+				return fmt.Errorf("%s: %w", q, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, cleanErr(err))
+	}
+	s := &Store{path: path, conn: conn, db: sql.OpenDB(conn), ro: opts.ReadOnly}
+	if !opts.ReadOnly {
+		if _, err := s.db.ExecContext(ctx, schemaSQL); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("store: open %s: %w", path, cleanErr(err))
+		}
+	}
 	return s, nil
 }
 
-func (s *Store) init(ctx context.Context) error {
-	// page_size only takes effect on a new, empty database, before WAL.
-	for _, q := range []string{"PRAGMA page_size=" + strconv.Itoa(PageSize), "PRAGMA journal_mode=WAL", schemaSQL} {
-		if _, err := s.wdb.ExecContext(ctx, q); err != nil {
-			return err
-		}
-	}
-	var mode string
-	if err := s.db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
-		return err
-	}
-	if !strings.EqualFold(mode, "wal") {
-		return fmt.Errorf("journal_mode is %s, not wal", mode)
-	}
-	var err error
-	if s.insMany, err = s.wdb.PrepareContext(ctx, insertSQL(insertRows)); err != nil {
-		return err
-	}
-	s.insOne, err = s.wdb.PrepareContext(ctx, insertSQL(1))
-	return err
-}
+// Path returns the database file's path.
+func (s *Store) Path() string { return s.path }
 
-// uriPath escapes the characters that SQLite URI file names reserve.
-func uriPath(p string) string {
-	return strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(p)
-}
+// DB returns the database, for SQL that the store's own methods do not
+// cover (the compiled queries of package hunt).
+func (s *Store) DB() *sql.DB { return s.db }
 
-// Close closes the database.
+// Close checkpoints and closes the database.
 func (s *Store) Close() error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
@@ -172,21 +173,8 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
-	if s.ckptKick != nil {
-		close(s.ckptKick)
-		<-s.ckptDone
-	}
-	var errs []error
-	for _, st := range []*sql.Stmt{s.insMany, s.insOne} {
-		if st != nil {
-			errs = append(errs, st.Close())
-		}
-	}
-	for _, db := range []*sql.DB{s.db, s.wdb} {
-		if db != nil {
-			errs = append(errs, db.Close())
-		}
-	}
+	errs := []error{s.db.Close(), s.conn.Close()}
+	_ = os.Remove(s.path + ".tmp") // empty unless a query spilled and died
 	return errors.Join(errs...)
 }
 
@@ -198,4 +186,20 @@ func (s *Store) Count(ctx context.Context) (int64, error) {
 	var n int64
 	err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM events").Scan(&n)
 	return n, err
+}
+
+// quote quotes a SQL string literal.
+func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// cleanErr keeps the first line of a DuckDB error: the message, without
+// the hints and the internal context it adds on later lines.
+func cleanErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	if i := strings.IndexByte(msg, '\n'); i >= 0 {
+		return errors.New(strings.TrimSpace(msg[:i]))
+	}
+	return err
 }

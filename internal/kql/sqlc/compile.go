@@ -1,0 +1,372 @@
+package sqlc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/kdfir/kdfir/internal/kql/eval"
+	"github.com/kdfir/kdfir/internal/kql/syntax"
+	"github.com/kdfir/kdfir/internal/kql/table"
+)
+
+// PrefixTable is the name under which Plan.Rest reads the rows of the SQL.
+const PrefixTable = "__sql__"
+
+// Plan is a compiled query.
+type Plan struct {
+	// SQL computes the translated prefix of the query; empty when nothing
+	// could be translated.
+	SQL string
+	// Columns are the SQL result's columns, in order, with their KQL types.
+	Columns []table.Column
+	// StringRep marks dynamic columns that the SQL returns as plain
+	// strings (or NULL) instead of JSON text.
+	StringRep []bool
+	// Rest, when not nil, is what the evaluator must run: the query with
+	// its translated prefix replaced by a read of table PrefixTable.
+	Rest *syntax.Query
+	// Ordered reports that the SQL's rows come in the query's order.
+	Ordered bool
+	// Stopped says why translation stopped before the end ("" when it did not).
+	Stopped string
+}
+
+// Options control compilation.
+type Options struct {
+	// Now is the time ago() and now() are relative to.
+	Now time.Time
+}
+
+// errUnsupported stops translation; the evaluator takes over from there.
+type errUnsupported struct{ msg string }
+
+func (e *errUnsupported) Error() string { return e.msg }
+
+func unsupported(format string, args ...any) error {
+	return &errUnsupported{msg: fmt.Sprintf(format, args...)}
+}
+
+// Compile translates q. It never fails on a query that the evaluator can
+// run: what it cannot translate becomes Plan.Rest. It returns an error
+// only for a query the evaluator would reject too (the evaluator's own
+// error, with its position).
+func Compile(ctx context.Context, q *syntax.Query, cat Catalog, d Dialect, opts Options) (*Plan, error) {
+	if opts.Now.IsZero() {
+		opts.Now = time.Now()
+	}
+	c := &compiler{ctx: ctx, q: q, cat: cat, d: d, now: opts.Now.UTC(), lets: map[string]*syntax.Let{}}
+	for _, l := range q.Lets {
+		c.lets[l.Name] = l
+	}
+	// The evaluator checks the whole query first: its errors are the
+	// user's, and its schemas are the reference for every stage.
+	if _, err := c.schema(q.Body); err != nil {
+		return nil, err
+	}
+	src, ops, err := c.pipeline(q.Body)
+	if err != nil {
+		return &Plan{Rest: q, Stopped: err.Error()}, nil
+	}
+	r, err := c.source(src)
+	if err != nil {
+		return &Plan{Rest: q, Stopped: err.Error()}, nil
+	}
+	done := 0
+	stopped := ""
+	for i, op := range ops {
+		want, err := c.schema(&syntax.Pipeline{Source: src, Ops: ops[:i+1]})
+		if err != nil {
+			return nil, err
+		}
+		c.stageSchema = want
+		next, err := c.op(r, op)
+		if err == nil {
+			err = checkSchema(next, want)
+		}
+		if err != nil {
+			var u *errUnsupported
+			if !errors.As(err, &u) {
+				return nil, err
+			}
+			stopped = fmt.Sprintf("%s: %s", opName(op), u.msg)
+			break
+		}
+		r = next
+		done++
+	}
+	plan := c.finish(r)
+	plan.Stopped = stopped
+	if done < len(ops) {
+		plan.Rest = &syntax.Query{
+			Lets: q.Lets,
+			Body: &syntax.Pipeline{Source: &syntax.TableRef{NamePos: ops[done].Pos(), Name: PrefixTable}, Ops: ops[done:]},
+			Src:  q.Src,
+		}
+		plan.Ordered = false
+	}
+	return plan, nil
+}
+
+// compiler holds the state of one compilation.
+type compiler struct {
+	ctx  context.Context
+	q    *syntax.Query
+	cat  Catalog
+	d    Dialect
+	now  time.Time
+	lets map[string]*syntax.Let
+	ctes []string
+	n    int
+	// stageSchema is the evaluator's schema after the stage being compiled.
+	stageSchema []table.Column
+}
+
+// schema runs the evaluator over the catalog's schemas only (no rows) to
+// get the columns and types of a tabular expression.
+func (c *compiler) schema(t syntax.Tabular) ([]table.Column, error) {
+	res, err := eval.Run(c.ctx, catalogSource{c.cat}, &syntax.Query{Lets: c.q.Lets, Body: t, Src: c.q.Src}, eval.Options{Now: c.now})
+	if err != nil {
+		return nil, err
+	}
+	return res.Columns, nil
+}
+
+// pipeline flattens the body into a source and its operators, following
+// tabular lets used as a pipeline's source.
+func (c *compiler) pipeline(t syntax.Tabular) (syntax.Tabular, []syntax.Operator, error) {
+	switch x := t.(type) {
+	case *syntax.Pipeline:
+		src, ops, err := c.pipeline(x.Source)
+		if err != nil {
+			return nil, nil, err
+		}
+		return src, append(slices.Clone(ops), x.Ops...), nil
+	case *syntax.TableRef:
+		if l, ok := c.lets[x.Name]; ok {
+			switch {
+			case l.Tabular != nil:
+				return c.pipeline(l.Tabular)
+			default:
+				if id, ok := l.Scalar.(*syntax.Ident); ok && id.Name != x.Name {
+					return c.pipeline(&syntax.TableRef{NamePos: x.NamePos, Name: id.Name})
+				}
+			}
+			return nil, nil, unsupported("let %s", x.Name)
+		}
+		return x, nil, nil
+	}
+	return nil, nil, unsupported("source %T", t)
+}
+
+// column is one visible column of a stage.
+type column struct {
+	name string
+	e    *sexpr
+}
+
+// rel is a stage: the relation it reads, its visible columns as
+// expressions over that relation, its filters and its order.
+type rel struct {
+	from  string
+	cols  []column
+	where []string
+	// order, when set, orders the stage's rows (expressions over from).
+	order []string
+	limit int64 // -1 when none
+}
+
+func (r *rel) clone() *rel {
+	n := *r
+	n.cols = slices.Clone(r.cols)
+	n.where = slices.Clone(r.where)
+	n.order = slices.Clone(r.order)
+	return &n
+}
+
+func (r *rel) find(name string) int {
+	for i, c := range r.cols {
+		if c.name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+func (c *compiler) source(t syntax.Tabular) (*rel, error) {
+	ref, ok := t.(*syntax.TableRef)
+	if !ok {
+		return nil, unsupported("source %T", t)
+	}
+	tab, ok := c.cat.Table(ref.Name)
+	if !ok {
+		return nil, unsupported("table %s", ref.Name)
+	}
+	r := &rel{from: tab.From, limit: -1}
+	if tab.Where != "" {
+		r.where = append(r.where, tab.Where)
+	}
+	for _, col := range tab.Columns {
+		r.cols = append(r.cols, column{name: col.Name, e: fromColumn(col)})
+	}
+	return r, nil
+}
+
+func fromColumn(col *Column) *sexpr {
+	t := col.Type
+	if t == table.Int {
+		t = table.Long
+	}
+	return &sexpr{sql: col.SQL, typ: t, srep: col.StringRep, fields: col.Fields, rest: col.FieldsRest, intType: col.Type == table.Int,
+		notNull: t == table.String}
+}
+
+// materialize closes a stage: it becomes a CTE, and the next stage reads
+// its columns by name.
+func (c *compiler) materialize(r *rel) *rel {
+	c.n++
+	name := fmt.Sprintf("s%d", c.n)
+	var sel []string
+	out := &rel{from: name, limit: -1}
+	for _, col := range r.cols {
+		sel = append(sel, col.e.sql+" AS "+c.d.Ident(col.name))
+		out.cols = append(out.cols, column{name: col.name, e: col.e.derived(name + "." + c.d.Ident(col.name))})
+	}
+	for i, o := range r.order {
+		if r.limit < 0 {
+			break // the order does not survive a CTE boundary without a limit; keep it as columns
+		}
+		hidden := fmt.Sprintf("__o%d", i)
+		expr, dir, _ := strings.Cut(o, "\x00")
+		sel = append(sel, expr+" AS "+c.d.Ident(hidden))
+		out.order = append(out.order, name+"."+c.d.Ident(hidden)+" "+dir)
+	}
+	if len(sel) == 0 {
+		sel = append(sel, "1 AS "+c.d.Ident("__none"))
+	}
+	q := "SELECT " + strings.Join(sel, ", ") + " FROM " + r.from
+	if len(r.where) > 0 {
+		q += " WHERE " + strings.Join(r.where, " AND ")
+	}
+	if len(r.order) > 0 && r.limit >= 0 {
+		q += " ORDER BY " + orderList(r.order)
+	}
+	if r.limit >= 0 {
+		q += fmt.Sprintf(" LIMIT %d", r.limit)
+	}
+	c.ctes = append(c.ctes, name+" AS ("+q+")")
+	return out
+}
+
+func orderList(order []string) string {
+	parts := make([]string, len(order))
+	for i, o := range order {
+		parts[i] = strings.ReplaceAll(o, "\x00", " ")
+	}
+	return strings.Join(parts, ", ")
+}
+
+// finish writes the final SELECT.
+func (c *compiler) finish(r *rel) *Plan {
+	p := &Plan{}
+	var sel []string
+	for _, col := range r.cols {
+		e := col.e
+		expr := e.sql
+		if e.typ == table.Dynamic && !e.srep {
+			expr = "CAST(" + expr + " AS VARCHAR)"
+		}
+		sel = append(sel, expr+" AS "+c.d.Ident(col.name))
+		t := e.typ
+		if e.intType {
+			t = table.Int
+		}
+		p.Columns = append(p.Columns, table.Column{Name: col.name, Type: t})
+		p.StringRep = append(p.StringRep, e.typ == table.Dynamic && e.srep)
+	}
+	if len(sel) == 0 {
+		sel = append(sel, "1 AS "+c.d.Ident("__none"))
+	}
+	q := "SELECT " + strings.Join(sel, ", ") + " FROM " + r.from
+	if len(r.where) > 0 {
+		q += " WHERE " + strings.Join(r.where, " AND ")
+	}
+	if len(r.order) > 0 {
+		q += " ORDER BY " + orderList(r.order)
+		p.Ordered = true
+	}
+	if r.limit >= 0 {
+		q += fmt.Sprintf(" LIMIT %d", r.limit)
+	}
+	if len(c.ctes) > 0 {
+		q = "WITH " + strings.Join(c.ctes, ",\n") + "\n" + q
+	}
+	p.SQL = q
+	return p
+}
+
+// checkSchema makes sure a stage has exactly the evaluator's columns and
+// types; anything else would change the result, so translation stops.
+func checkSchema(r *rel, want []table.Column) error {
+	if len(r.cols) != len(want) {
+		return unsupported("%d columns where the evaluator has %d", len(r.cols), len(want))
+	}
+	for i, col := range r.cols {
+		t := col.e.typ
+		if col.e.intType {
+			t = table.Int
+		}
+		if col.name != want[i].Name || t != want[i].Type {
+			return unsupported("column %s:%s where the evaluator has %s:%s", col.name, t, want[i].Name, want[i].Type)
+		}
+	}
+	return nil
+}
+
+func opName(op syntax.Operator) string {
+	n := strings.ToLower(strings.TrimPrefix(fmt.Sprintf("%T", op), "*syntax."))
+	switch n {
+	case "projectaway":
+		return "project-away"
+	case "projectkeep":
+		return "project-keep"
+	case "projectrename":
+		return "project-rename"
+	case "projectreorder":
+		return "project-reorder"
+	case "mvexpand":
+		return "mv-expand"
+	case "parseop":
+		return "parse"
+	}
+	return n
+}
+
+// catalogSource serves the catalog's schemas to the evaluator, and no rows.
+type catalogSource struct{ cat Catalog }
+
+func (s catalogSource) Schema(_ context.Context, name string) ([]table.Column, error) {
+	t, ok := s.cat.Table(name)
+	if !ok {
+		return nil, fmt.Errorf("unknown table %q (have %s)", name, strings.Join(s.cat.Tables(), ", "))
+	}
+	cols := make([]table.Column, len(t.Columns))
+	for i, c := range t.Columns {
+		cols[i] = table.Column{Name: c.Name, Type: c.Type}
+	}
+	return cols, nil
+}
+
+func (s catalogSource) Scan(context.Context, table.ScanRequest) (table.Rows, error) {
+	return emptyRows{}, nil
+}
+
+type emptyRows struct{}
+
+func (emptyRows) Next() bool     { return false }
+func (emptyRows) Row() []any     { return nil }
+func (emptyRows) Err() error     { return nil }
+func (emptyRows) Close() error   { return nil }

@@ -1,0 +1,340 @@
+package sqlc
+
+import (
+	"encoding/json"
+	"math"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kdfir/kdfir/internal/kql/syntax"
+	"github.com/kdfir/kdfir/internal/kql/table"
+)
+
+// ticksOffsetMicros is the time from 0001-01-01 (where Kusto's ticks, and
+// the evaluator's bin(), start) to 1970-01-01, in microseconds.
+const ticksOffsetMicros = 62135596800000000
+
+func (s *scope) args(call *syntax.Call) ([]*sexpr, error) {
+	out := make([]*sexpr, len(call.Args))
+	for i, a := range call.Args {
+		e, err := s.expr(a)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = e
+	}
+	return out, nil
+}
+
+// call compiles a scalar function. The evaluator has already checked the
+// argument counts and types (Compile runs it first).
+func (s *scope) call(call *syntax.Call) (*sexpr, error) {
+	name := call.Name
+	switch name {
+	case "now":
+		if len(call.Args) > 0 {
+			return nil, unsupported("now() with an offset")
+		}
+		return s.literal(table.DateTime, s.c.now)
+	case "ago":
+		a, err := s.args(call)
+		if err != nil {
+			return nil, err
+		}
+		d, ok := a[0].val.(time.Duration)
+		if !a[0].isConst || !ok {
+			return nil, unsupported("ago() of a non-constant")
+		}
+		return s.literal(table.DateTime, s.c.now.Add(-d))
+	}
+	a, err := s.args(call)
+	if err != nil {
+		return nil, err
+	}
+	d := s.c.d
+	switch name {
+	case "tostring":
+		t, err := s.text(a[0])
+		if err != nil {
+			return nil, err
+		}
+		return &sexpr{sql: t, typ: table.String, notNull: true}, nil
+	case "tolong", "toint":
+		e := &sexpr{typ: table.Long, intType: name == "toint"}
+		switch a[0].typ {
+		case table.Long:
+			if name == "toint" && !a[0].intType {
+				return nil, unsupported("toint of long")
+			}
+			e.sql = a[0].sql
+		case table.String:
+			e.sql = d.CastTry(a[0].sql, sqlBigint)
+		case table.Dynamic:
+			if name == "toint" {
+				return nil, unsupported("toint of dynamic")
+			}
+			e.sql = d.CastTry(s.dynText(a[0]), sqlBigint)
+		default:
+			return nil, unsupported("%s of %s", name, a[0].typ)
+		}
+		return e, nil
+	case "todouble", "toreal":
+		switch a[0].typ {
+		case table.Long, table.Real:
+			return &sexpr{sql: "CAST(" + a[0].sql + " AS DOUBLE)", typ: table.Real}, nil
+		}
+		return nil, unsupported("%s of %s", name, a[0].typ)
+	case "todatetime":
+		if a[0].typ == table.DateTime {
+			return a[0], nil
+		}
+		return nil, unsupported("todatetime of %s", a[0].typ)
+	case "strlen":
+		t, err := s.text(a[0])
+		if err != nil {
+			return nil, err
+		}
+		return &sexpr{sql: d.Length(t), typ: table.Long, notNull: true}, nil
+	case "tolower", "toupper":
+		t, err := s.text(a[0])
+		if err != nil {
+			return nil, err
+		}
+		if name == "tolower" {
+			return &sexpr{sql: d.Lower(t), typ: table.String, notNull: true}, nil
+		}
+		return &sexpr{sql: d.Upper(t), typ: table.String, notNull: true}, nil
+	case "isempty", "isnotempty", "notempty":
+		var test string
+		switch a[0].typ {
+		case table.String:
+			test = "(" + a[0].sql + " = '')"
+		case table.Dynamic:
+			test = "coalesce(" + s.dynText(a[0]) + " = '', TRUE)"
+		default:
+			test = "(" + a[0].sql + " IS NULL)"
+		}
+		if name != "isempty" {
+			test = "(NOT " + test + ")"
+		}
+		return boolExpr(test), nil
+	case "isnull", "isnotnull", "notnull":
+		if a[0].typ == table.String {
+			return boolExpr(strconv.FormatBool(name != "isnull")), nil
+		}
+		if name == "isnull" {
+			return boolExpr("(" + a[0].sql + " IS NULL)"), nil
+		}
+		return boolExpr("(" + a[0].sql + " IS NOT NULL)"), nil
+	case "not":
+		if a[0].typ != table.Bool || !a[0].notNull {
+			return nil, unsupported("not() of a nullable value")
+		}
+		return boolExpr("(NOT " + a[0].sql + ")"), nil
+	case "iff", "iif":
+		return s.conditional([]*sexpr{a[0]}, []*sexpr{a[1]}, a[2])
+	case "case":
+		if len(a)%2 == 0 {
+			return nil, unsupported("case() without an else")
+		}
+		var conds, vals []*sexpr
+		for i := 0; i+1 < len(a); i += 2 {
+			conds, vals = append(conds, a[i]), append(vals, a[i+1])
+		}
+		return s.conditional(conds, vals, a[len(a)-1])
+	case "coalesce":
+		t := a[0].typ
+		var parts []string
+		for _, x := range a {
+			if x.typ != t || x.srep != a[0].srep || t == table.String || t == table.Dynamic {
+				return nil, unsupported("coalesce of %s", x.typ)
+			}
+			parts = append(parts, x.sql)
+		}
+		return &sexpr{sql: "coalesce(" + strings.Join(parts, ", ") + ")", typ: t}, nil
+	case "strcat":
+		var parts []string
+		for _, x := range a {
+			t, err := s.text(x)
+			if err != nil {
+				return nil, err
+			}
+			parts = append(parts, t)
+		}
+		return &sexpr{sql: "(" + strings.Join(parts, " || ") + ")", typ: table.String, notNull: true}, nil
+	case "substring":
+		t, err := s.text(a[0])
+		if err != nil {
+			return nil, err
+		}
+		for _, x := range a[1:] {
+			if x.typ != table.Long || !x.isConst || x.val.(int64) < 0 {
+				return nil, unsupported("substring with computed or negative bounds")
+			}
+		}
+		n := ""
+		if len(a) > 2 {
+			n = a[2].sql
+		}
+		return &sexpr{sql: "coalesce(" + d.Substring(t, a[1].sql, n) + ", '')", typ: table.String, notNull: true}, nil
+	case "extract":
+		if len(a) != 3 || !a[0].isConst || !a[1].isConst || a[0].typ != table.String || a[1].typ != table.Long {
+			return nil, unsupported("extract() form")
+		}
+		re := a[0].val.(string)
+		if _, err := regexp.Compile(re); err != nil {
+			return nil, unsupported("regex %q", re)
+		}
+		t, err := s.text(a[2])
+		if err != nil {
+			return nil, err
+		}
+		return &sexpr{sql: d.RegexExtract(t, re, int(a[1].val.(int64))), typ: table.String, notNull: true}, nil
+	case "bin", "floor":
+		return s.bin(a[0], a[1])
+	case "startofday":
+		if len(a) != 1 || a[0].typ != table.DateTime {
+			return nil, unsupported("startofday with an offset")
+		}
+		return s.bin(a[0], &sexpr{typ: table.TimeSpan, isConst: true, val: 24 * time.Hour})
+	case "array_length":
+		if a[0].typ != table.Dynamic {
+			return nil, unsupported("array_length of %s", a[0].typ)
+		}
+		if a[0].srep {
+			return &sexpr{sql: d.Null(sqlBigint), typ: table.Long}, nil
+		}
+		return &sexpr{sql: d.ArrayLength(a[0].sql), typ: table.Long}, nil
+	case "parse_json", "todynamic", "toobject":
+		switch {
+		case a[0].typ == table.String:
+			return &sexpr{sql: d.ParseJSON(a[0].sql), typ: table.Dynamic}, nil
+		case a[0].typ == table.Dynamic && !a[0].srep:
+			return a[0], nil
+		case a[0].typ == table.Dynamic:
+			return &sexpr{sql: d.ToJSON(a[0].sql), typ: table.Dynamic}, nil
+		}
+		return nil, unsupported("%s of %s", name, a[0].typ)
+	case "gettype":
+		return nil, unsupported("gettype")
+	}
+	return nil, unsupported("function %s", name)
+}
+
+// conditional compiles iff() and case(): all values must share one type.
+func (s *scope) conditional(conds, vals []*sexpr, els *sexpr) (*sexpr, error) {
+	t := els.typ
+	all := append(append([]*sexpr(nil), vals...), els)
+	for _, v := range all {
+		if v.typ != t || v.srep != els.srep || v.intType != els.intType {
+			return nil, unsupported("case of mixed types")
+		}
+	}
+	var b strings.Builder
+	b.WriteString("CASE")
+	notNull := els.notNull
+	for i, c := range conds {
+		if c.typ != table.Bool {
+			return nil, unsupported("case condition of %s", c.typ)
+		}
+		b.WriteString(" WHEN " + c.sql + " THEN " + vals[i].sql)
+		notNull = notNull && vals[i].notNull
+	}
+	b.WriteString(" ELSE " + els.sql + " END")
+	return &sexpr{sql: b.String(), typ: t, srep: els.srep, intType: els.intType, notNull: notNull}, nil
+}
+
+
+// bin rounds down to a multiple of a constant size, as the evaluator does
+// (datetimes on Kusto's ticks, from 0001-01-01).
+func (s *scope) bin(v, size *sexpr) (*sexpr, error) {
+	if !size.isConst || size.val == nil {
+		return nil, unsupported("bin() with a size that is not a constant")
+	}
+	d := s.c.d
+	switch v.typ {
+	case table.DateTime:
+		span, ok := size.val.(time.Duration)
+		if !ok || span <= 0 || span%time.Microsecond != 0 {
+			return nil, unsupported("bin() of datetime by %v", size.val)
+		}
+		us := strconv.FormatInt(int64(span/time.Microsecond), 10)
+		off := strconv.FormatInt(ticksOffsetMicros, 10)
+		t := "(" + d.EpochMicros(v.sql) + " + " + off + ")"
+		return &sexpr{sql: d.FromEpochMicros("(" + t + " - ((" + t + " % " + us + " + " + us + ") % " + us + ") - " + off + ")"), typ: table.DateTime}, nil
+	case table.Long, table.TimeSpan:
+		var n int64
+		switch x := size.val.(type) {
+		case int64:
+			n = x
+		case time.Duration:
+			n = int64(x)
+		default:
+			return nil, unsupported("bin() of %s by %T", v.typ, size.val)
+		}
+		if n <= 0 || (v.typ == table.TimeSpan) != (size.typ == table.TimeSpan) {
+			return nil, unsupported("bin() size")
+		}
+		ns := strconv.FormatInt(n, 10)
+		return &sexpr{sql: "(" + v.sql + " - ((" + v.sql + " % " + ns + " + " + ns + ") % " + ns + "))", typ: v.typ}, nil
+	case table.Real:
+		f, ok := size.val.(float64)
+		if n, isInt := size.val.(int64); isInt {
+			f, ok = float64(n), true
+		}
+		if !ok || f <= 0 || math.IsInf(f, 0) {
+			return nil, unsupported("bin() size")
+		}
+		fs := d.Real(f)
+		return &sexpr{sql: "(floor(" + v.sql + " / " + fs + ") * " + fs + ")", typ: table.Real}, nil
+	}
+	return nil, unsupported("bin() of %s", v.typ)
+}
+
+// writeJSON writes a dynamic constant as JSON with sorted keys.
+func writeJSON(b *strings.Builder, v any) {
+	switch x := v.(type) {
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		b.WriteByte('{')
+		for i, k := range keys {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			kb, _ := json.Marshal(k)
+			b.Write(kb)
+			b.WriteByte(':')
+			writeJSON(b, x[k])
+		}
+		b.WriteByte('}')
+	case []any:
+		b.WriteByte('[')
+		for i, e := range x {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			writeJSON(b, e)
+		}
+		b.WriteByte(']')
+	case time.Time:
+		kb, _ := json.Marshal(syntax.FormatDatetime(x))
+		b.Write(kb)
+	case time.Duration:
+		kb, _ := json.Marshal(syntax.FormatTimespan(x))
+		b.Write(kb)
+	default:
+		kb, err := json.Marshal(x)
+		if err != nil {
+			b.WriteString("null")
+			return
+		}
+		b.Write(kb)
+	}
+}

@@ -1,0 +1,163 @@
+package store
+
+import (
+	"strings"
+	"time"
+
+	"github.com/kdfir/kdfir/internal/audit"
+	"github.com/kdfir/kdfir/internal/kql/sqlc"
+	"github.com/kdfir/kdfir/internal/kql/table"
+)
+
+// This file defines the table views (KubeAudit, CloudAuditEvents,
+// AKSAudit) as SQL over the events table, for the KQL compiler. They give
+// exactly the rows that audit.Mapper builds from an event in memory; the
+// tests hold the two to each other.
+
+// SourceOptions restrict what a query sees.
+type SourceOptions struct {
+	Since   time.Time // when set, only events at or after Since
+	Until   time.Time // when set, only events before Until
+	Cluster string    // when set, only this cluster's events
+}
+
+// where is the SQL condition for opts ("" for none). With a time bound,
+// events without a time are left out.
+func (o SourceOptions) where() string {
+	var w []string
+	if o.Cluster != "" {
+		w = append(w, "cluster = "+quote(o.Cluster))
+	}
+	if !o.Since.IsZero() {
+		w = append(w, "time >= "+tsLit(o.Since))
+	}
+	if !o.Until.IsZero() {
+		w = append(w, "time < "+tsLit(o.Until))
+	}
+	return strings.Join(w, " AND ")
+}
+
+// Catalog returns the table views restricted by opts, for sqlc.
+func (s *Store) Catalog(opts SourceOptions) sqlc.Catalog {
+	return catalog{where: opts.where()}
+}
+
+type catalog struct{ where string }
+
+func (c catalog) Tables() []string { return audit.Tables() }
+
+func (c catalog) Table(name string) (*sqlc.Table, bool) {
+	cols, ok := views[name]
+	if !ok {
+		return nil, false
+	}
+	return &sqlc.Table{Name: name, From: "events", Where: c.where, Columns: cols}, true
+}
+
+func str(name, sql string) *sqlc.Column {
+	return &sqlc.Column{Name: name, Type: table.String, SQL: "coalesce(" + sql + ", '')"}
+}
+
+func col(name string, t table.Type, sql string) *sqlc.Column {
+	return &sqlc.Column{Name: name, Type: t, SQL: sql}
+}
+
+// dstr is a dynamic value the store keeps as a plain string column.
+func dstr(name, sql string) *sqlc.Column {
+	return &sqlc.Column{Name: name, Type: table.Dynamic, SQL: sql, StringRep: true}
+}
+
+func dyn(name, sql string, fields ...*sqlc.Column) *sqlc.Column {
+	c := &sqlc.Column{Name: name, Type: table.Dynamic, SQL: sql}
+	if len(fields) > 0 {
+		c.Fields = map[string]*sqlc.Column{}
+		for _, f := range fields {
+			c.Fields[f.Name] = f
+		}
+	}
+	return c
+}
+
+func userCol(name string) *sqlc.Column {
+	return dyn(name, `"user"`, dstr("username", "username"))
+}
+
+func objectRefCol(name string) *sqlc.Column {
+	return dyn(name, "object_ref", dstr("resource", "resource"), dstr("subresource", "subresource"),
+		dstr("namespace", "namespace"), dstr("name", "name"), dstr("apiGroup", "api_group"))
+}
+
+// dataSourceSQL mirrors audit.DataSource.
+const dataSourceSQL = `CASE
+	WHEN contains(lower(cluster_resource_id), '/providers/microsoft.containerservice/managedclusters/') THEN 'Azure Kubernetes Service'
+	WHEN starts_with(lower(cluster_resource_id), 'arn:') AND contains(lower(cluster_resource_id), ':eks:') THEN 'Amazon Elastic Kubernetes Service'
+	WHEN starts_with(lower(cluster_resource_id), '//container.googleapis.com/')
+	  OR (starts_with(lower(cluster_resource_id), 'projects/') AND contains(lower(cluster_resource_id), '/clusters/')) THEN 'Google Kubernetes Engine'
+	ELSE 'Kubernetes' END`
+
+// actionTypeSQL mirrors audit.ActionType.
+const actionTypeSQL = `('Kubernetes' || CASE WHEN verb IS NULL OR verb = '' THEN ''
+	WHEN substring(verb, 1, 1) BETWEEN 'a' AND 'z' THEN upper(substring(verb, 1, 1)) || substring(verb, 2)
+	ELSE verb END)`
+
+// rawEventDataSQL rebuilds CloudAuditEvents.RawEventData: the event's
+// members under their PascalCase keys, the cluster's resource id and the
+// principal's object id.
+var rawEventDataSQL = func() string {
+	members := [][2]string{
+		{"Kind", "to_json(kind)"}, {"ApiVersion", "to_json(api_version)"}, {"Level", "to_json(level)"},
+		{"AuditId", "to_json(audit_id)"}, {"Stage", "to_json(stage)"}, {"RequestURI", "to_json(request_uri)"},
+		{"Verb", "to_json(verb)"}, {"User", `"user"`}, {"ImpersonatedUser", "impersonated_user"},
+		{"SourceIPs", "source_ips"}, {"UserAgent", "to_json(user_agent)"}, {"ObjectRef", "object_ref"},
+		{"ResponseStatus", "response_status"}, {"RequestObject", "request_object"},
+		{"ResponseObject", "response_object"}, {"Annotations", "annotations"},
+		{"AzureResourceId", "to_json(nullif(cluster_resource_id, ''))"}, {"principaloid", "to_json(principal_oid)"},
+	}
+	var parts []string
+	for _, m := range members {
+		parts = append(parts, "{'k': '"+m[0]+"', 'v': json("+m[1]+")}")
+	}
+	return "CAST(json_merge_patch(to_json(map_from_entries(list_filter([" + strings.Join(parts, ", ") +
+		"], x -> x.v IS NOT NULL))), json(coalesce(extra, '{}'))) AS VARCHAR)"
+}()
+
+var views = map[string][]*sqlc.Column{
+	audit.KubeAudit: {
+		str("kind", "kind"), str("apiVersion", "api_version"), str("level", "level"),
+		str("auditID", "audit_id"), str("stage", "stage"), str("requestURI", "request_uri"),
+		str("verb", "verb"), userCol("user"), dyn("impersonatedUser", "impersonated_user"),
+		dyn("sourceIPs", "source_ips"), str("userAgent", "user_agent"), objectRefCol("objectRef"),
+		dyn("responseStatus", "response_status"), dyn("requestObject", "request_object"),
+		dyn("responseObject", "response_object"), col("requestReceivedTimestamp", table.DateTime, "request_received"),
+		col("stageTimestamp", table.DateTime, "stage_timestamp"), dyn("annotations", "annotations"),
+		col("Cluster", table.String, "cluster"), col("ClusterResourceId", table.String, "cluster_resource_id"),
+	},
+	audit.CloudAuditEvents: {
+		col("Timestamp", table.DateTime, "time"), col("TimeGenerated", table.DateTime, "time"),
+		str("ReportId", "audit_id"), col("DataSource", table.String, dataSourceSQL),
+		col("ActionType", table.String, actionTypeSQL), str("OperationName", "verb"),
+		col("AzureResourceId", table.String, "cluster_resource_id"), col("ResourceId", table.String, "cluster_resource_id"),
+		str("IPAddress", "source_ip"), str("UserAgent", "user_agent"), col("Cluster", table.String, "cluster"),
+		{Name: "RawEventData", Type: table.Dynamic, SQL: rawEventDataSQL, FieldsRest: "extra", Fields: map[string]*sqlc.Column{
+			"Kind": dstr("Kind", "kind"), "ApiVersion": dstr("ApiVersion", "api_version"), "Level": dstr("Level", "level"),
+			"AuditId": dstr("AuditId", "audit_id"), "Stage": dstr("Stage", "stage"), "RequestURI": dstr("RequestURI", "request_uri"),
+			"Verb": dstr("Verb", "verb"), "User": userCol("User"), "ImpersonatedUser": dyn("ImpersonatedUser", "impersonated_user"),
+			"SourceIPs": dyn("SourceIPs", "source_ips"), "UserAgent": dstr("UserAgent", "user_agent"),
+			"ObjectRef": objectRefCol("ObjectRef"), "ResponseStatus": dyn("ResponseStatus", "response_status"),
+			"RequestObject": dyn("RequestObject", "request_object"), "ResponseObject": dyn("ResponseObject", "response_object"),
+			"Annotations": dyn("Annotations", "annotations"), "AzureResourceId": dstr("AzureResourceId", "nullif(cluster_resource_id, '')"),
+			"principaloid": dstr("principaloid", "principal_oid"),
+		}},
+		dyn("AdditionalFields", "CAST(json_object('Cluster', cluster) AS VARCHAR)"),
+	},
+	audit.AKSAudit: {
+		col("TimeGenerated", table.DateTime, "time"), str("Level", "level"), str("AuditId", "audit_id"),
+		str("Stage", "stage"), str("RequestUri", "request_uri"), str("Verb", "verb"), userCol("User"),
+		dyn("SourceIps", "source_ips"), str("UserAgent", "user_agent"), objectRefCol("ObjectRef"),
+		dyn("ResponseStatus", "response_status"), dyn("RequestObject", "request_object"),
+		dyn("ResponseObject", "response_object"), dyn("Annotations", "annotations"),
+		col("RequestReceivedTime", table.DateTime, "request_received"), col("StageReceivedTime", table.DateTime, "stage_timestamp"),
+		col("_ResourceId", table.String, "cluster_resource_id"), col("Cluster", table.String, "cluster"),
+		col("Type", table.String, "'AKSAudit'"),
+	},
+}
