@@ -156,27 +156,17 @@ func Compile(ctx context.Context, st *store.Store, opts store.SourceOptions, q *
 }
 
 func execute(ctx context.Context, st *store.Store, opts store.SourceOptions, q *syntax.Query, plan *sqlc.Plan, now time.Time) (*Cursor, error) {
-	if plan.SQL == "" {
-		res, err := eval.Run(ctx, st.Source(opts), q, eval.Options{Now: now})
-		if err != nil {
-			return nil, err
-		}
-		return &Cursor{cols: res.Columns, rows: &sliceRows{rows: res.Rows}, Plan: plan}, nil
+	var sqlRows *store.Rows
+	query := func(ctx context.Context, p *sqlc.Plan) (table.Rows, error) {
+		rows, err := st.Query(ctx, p)
+		sqlRows = rows
+		return rows, err
 	}
-	rows, err := st.Query(ctx, plan)
+	res, err := sqlc.Execute(ctx, q, plan, st.Source(opts), query, now)
 	if err != nil {
 		return nil, err
 	}
-	if plan.Rest == nil {
-		return &Cursor{cols: plan.Columns, rows: rows, sql: rows, Plan: plan}, nil
-	}
-	src := &prefixSource{Source: st.Source(opts), cols: plan.Columns, rows: rows}
-	res, err := eval.Run(ctx, src, plan.Rest, eval.Options{Now: now})
-	rows.Close()
-	if err != nil {
-		return nil, err
-	}
-	return &Cursor{cols: res.Columns, rows: &sliceRows{rows: res.Rows}, sql: rows, Plan: plan}, nil
+	return &Cursor{cols: res.Columns, rows: res.Rows, sql: sqlRows, Plan: plan}, nil
 }
 
 // Collect runs a query and gathers its whole result, for callers that
@@ -193,56 +183,6 @@ func Collect(ctx context.Context, st *store.Store, opts store.SourceOptions, que
 	}
 	return res, warns, cur.Err()
 }
-
-// prefixSource serves the rows of the SQL as table sqlc.PrefixTable, and
-// every other table from the store.
-type prefixSource struct {
-	table.Source
-	cols []table.Column
-	rows table.Rows
-	used bool
-}
-
-func (p *prefixSource) Schema(ctx context.Context, name string) ([]table.Column, error) {
-	if name == sqlc.PrefixTable {
-		return p.cols, nil
-	}
-	return p.Source.Schema(ctx, name)
-}
-
-func (p *prefixSource) Scan(ctx context.Context, req table.ScanRequest) (table.Rows, error) {
-	if req.Table != sqlc.PrefixTable {
-		return p.Source.Scan(ctx, req)
-	}
-	if p.used {
-		return nil, errors.New("hunt: the compiled prefix was read twice")
-	}
-	p.used = true
-	return noClose{p.rows}, nil
-}
-
-// noClose leaves closing the SQL's rows to execute.
-type noClose struct{ table.Rows }
-
-func (noClose) Close() error { return nil }
-
-func (n noClose) RowsAreStable() bool { return true }
-
-type sliceRows struct {
-	rows [][]any
-	i    int
-}
-
-func (s *sliceRows) Next() bool {
-	if s.i >= len(s.rows) {
-		return false
-	}
-	s.i++
-	return true
-}
-func (s *sliceRows) Row() []any   { return s.rows[s.i-1] }
-func (s *sliceRows) Err() error   { return nil }
-func (s *sliceRows) Close() error { return nil }
 
 // Explain describes how a query runs: the SQL, and the part the evaluator
 // runs (as KQL, from where translation stopped) with the reason.

@@ -67,7 +67,7 @@ func Compile(ctx context.Context, q *syntax.Query, cat Catalog, d Dialect, opts 
 	if _, err := c.schema(q.Body); err != nil {
 		return nil, err
 	}
-	src, ops, err := c.pipeline(q.Body)
+	src, ops, err := c.pipeline(q.Body, len(q.Lets))
 	if err != nil {
 		return &Plan{Rest: q, Stopped: err.Error()}, nil
 	}
@@ -135,25 +135,29 @@ func (c *compiler) schema(t syntax.Tabular) ([]table.Column, error) {
 	return res.Columns, nil
 }
 
-// pipeline flattens the body into a source and its operators, following
-// tabular lets used as a pipeline's source.
-func (c *compiler) pipeline(t syntax.Tabular) (syntax.Tabular, []syntax.Operator, error) {
+// pipeline flattens a tabular expression into a source and its
+// operators, following tabular lets used as a pipeline's source. visible
+// is how many of the query's lets the expression sees (a let's own body
+// sees only the lets before it).
+func (c *compiler) pipeline(t syntax.Tabular, visible int) (syntax.Tabular, []syntax.Operator, error) {
 	switch x := t.(type) {
 	case *syntax.Pipeline:
-		src, ops, err := c.pipeline(x.Source)
+		src, ops, err := c.pipeline(x.Source, visible)
 		if err != nil {
 			return nil, nil, err
 		}
 		return src, append(slices.Clone(ops), x.Ops...), nil
 	case *syntax.TableRef:
-		if l, ok := c.lets[x.Name]; ok {
-			switch {
-			case l.Tabular != nil:
-				return c.pipeline(l.Tabular)
-			default:
-				if id, ok := l.Scalar.(*syntax.Ident); ok && id.Name != x.Name {
-					return c.pipeline(&syntax.TableRef{NamePos: x.NamePos, Name: id.Name})
-				}
+		for i := visible - 1; i >= 0; i-- {
+			l := c.q.Lets[i]
+			if l.Name != x.Name {
+				continue
+			}
+			if l.Tabular != nil {
+				return c.pipeline(l.Tabular, i)
+			}
+			if id, ok := l.Scalar.(*syntax.Ident); ok {
+				return c.pipeline(&syntax.TableRef{NamePos: x.NamePos, Name: id.Name}, i)
 			}
 			return nil, nil, unsupported("let %s", x.Name)
 		}
@@ -366,7 +370,7 @@ func (s catalogSource) Scan(context.Context, table.ScanRequest) (table.Rows, err
 
 type emptyRows struct{}
 
-func (emptyRows) Next() bool     { return false }
-func (emptyRows) Row() []any     { return nil }
-func (emptyRows) Err() error     { return nil }
-func (emptyRows) Close() error   { return nil }
+func (emptyRows) Next() bool   { return false }
+func (emptyRows) Row() []any   { return nil }
+func (emptyRows) Err() error   { return nil }
+func (emptyRows) Close() error { return nil }

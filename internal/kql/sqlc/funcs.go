@@ -247,7 +247,6 @@ func (s *scope) conditional(conds, vals []*sexpr, els *sexpr) (*sexpr, error) {
 	return &sexpr{sql: b.String(), typ: t, srep: els.srep, intType: els.intType, notNull: notNull}, nil
 }
 
-
 // bin rounds down to a multiple of a constant size, as the evaluator does
 // (datetimes on Kusto's ticks, from 0001-01-01).
 func (s *scope) bin(v, size *sexpr) (*sexpr, error) {

@@ -1,0 +1,267 @@
+package sqlc_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/kdfir/kdfir/internal/kql/eval"
+	"github.com/kdfir/kdfir/internal/kql/kqltest"
+	"github.com/kdfir/kdfir/internal/kql/sqlc"
+	"github.com/kdfir/kdfir/internal/kql/syntax"
+	"github.com/kdfir/kdfir/internal/kql/table"
+	"github.com/kdfir/kdfir/internal/store"
+)
+
+// memCatalog describes tables loaded into DuckDB as they are.
+type memCatalog map[string]*sqlc.Table
+
+func (c memCatalog) Table(name string) (*sqlc.Table, bool) { t, ok := c[name]; return t, ok }
+func (c memCatalog) Tables() []string {
+	var n []string
+	for k := range c {
+		n = append(n, k)
+	}
+	sort.Strings(n)
+	return n
+}
+
+// harness holds the same tables in the evaluator's memory and in DuckDB.
+type harness struct {
+	st  *store.Store
+	src *eval.MemSource
+	cat memCatalog
+}
+
+func sqlType(t table.Type) string {
+	switch t {
+	case table.Bool:
+		return "BOOLEAN"
+	case table.Long, table.Int, table.TimeSpan:
+		return "BIGINT"
+	case table.Real:
+		return "DOUBLE"
+	case table.DateTime:
+		return "TIMESTAMP"
+	}
+	return "VARCHAR"
+}
+
+func newHarness(t testing.TB, tables map[string]kqltest.Table) *harness {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), store.FileName), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	h := &harness{st: st, src: eval.NewMemSource(nil), cat: memCatalog{}}
+	for name, tab := range tables {
+		h.src.AddTable(name, tab.Columns, tab.Rows)
+		sqlName := `"t_` + name + `"`
+		var defs, marks []string
+		st := &sqlc.Table{Name: name, From: sqlName}
+		for i, c := range tab.Columns {
+			phys := fmt.Sprintf("c%d", i)
+			defs = append(defs, phys+" "+sqlType(c.Type))
+			marks = append(marks, "?")
+			sql := phys
+			if c.Type == table.String {
+				sql = "coalesce(" + phys + ", '')"
+			}
+			st.Columns = append(st.Columns, &sqlc.Column{Name: c.Name, Type: c.Type, SQL: sql})
+		}
+		h.cat[name] = st
+		db := h.st.DB()
+		if _, err := db.ExecContext(ctx, "CREATE TABLE "+sqlName+" ("+strings.Join(defs, ", ")+")"); err != nil {
+			t.Fatal(err)
+		}
+		for _, row := range tab.Rows {
+			args := make([]any, len(row))
+			for i, v := range row {
+				switch c := tab.Columns[i]; {
+				case v == nil:
+				case c.Type == table.Dynamic:
+					b, _ := json.Marshal(v)
+					args[i] = string(b)
+				case c.Type == table.TimeSpan:
+					args[i] = int64(v.(time.Duration))
+				default:
+					args[i] = v
+				}
+			}
+			if _, err := db.ExecContext(ctx, "INSERT INTO "+sqlName+" VALUES ("+strings.Join(marks, ", ")+")", args...); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return h
+}
+
+// outcome is a query's result on one path.
+type outcome struct {
+	cols []table.Column
+	rows []string // canonical rows
+	err  error
+	plan *sqlc.Plan
+}
+
+func (h *harness) evaluate(q *syntax.Query) outcome {
+	res, err := eval.Run(context.Background(), h.src, q, eval.Options{Now: kqltest.Now})
+	if err != nil {
+		return outcome{err: err}
+	}
+	return outcome{cols: res.Columns, rows: canonRows(res.Rows)}
+}
+
+func (h *harness) compiled(q *syntax.Query) outcome {
+	ctx := context.Background()
+	plan, err := sqlc.Compile(ctx, q, h.cat, sqlc.DuckDB, sqlc.Options{Now: kqltest.Now})
+	if err != nil {
+		return outcome{err: err}
+	}
+	query := func(ctx context.Context, p *sqlc.Plan) (table.Rows, error) {
+		rows, err := h.st.Query(ctx, p)
+		if err != nil {
+			return nil, fmt.Errorf("%w\nSQL: %s", err, p.SQL)
+		}
+		return rows, nil
+	}
+	res, err := sqlc.Execute(ctx, q, plan, h.src, query, kqltest.Now)
+	if err != nil {
+		return outcome{err: err, plan: plan}
+	}
+	defer res.Close()
+	var rows [][]any
+	for res.Next() {
+		rows = append(rows, res.Row())
+	}
+	if err := res.Err(); err != nil {
+		return outcome{err: fmt.Errorf("%w\nSQL: %s", err, plan.SQL), plan: plan}
+	}
+	return outcome{cols: res.Columns, rows: canonRows(rows), plan: plan}
+}
+
+// canonRows renders rows for comparison, in sorted order: the compiled
+// path does not promise the evaluator's row order, and make_set and
+// make_list do not promise an element order either, so arrays are
+// compared as sorted too.
+func canonRows(rows [][]any) []string {
+	out := make([]string, len(rows))
+	for i, r := range rows {
+		parts := make([]string, len(r))
+		for j, v := range r {
+			parts[j] = canon(v)
+		}
+		out[i] = strings.Join(parts, " | ")
+	}
+	sort.Strings(out)
+	return out
+}
+
+func canon(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "null"
+	case time.Time:
+		return x.UTC().Format(time.RFC3339Nano)
+	case time.Duration:
+		return "ts:" + x.String()
+	case float64:
+		if x == math.Trunc(x) && math.Abs(x) < 1e15 {
+			return fmt.Sprintf("%.0f", x)
+		}
+		return fmt.Sprintf("%.10g", x)
+	case string:
+		return fmt.Sprintf("%q", x)
+	case []any:
+		parts := make([]string, len(x))
+		for i, e := range x {
+			parts[i] = canon(e)
+		}
+		sort.Strings(parts)
+		return "[" + strings.Join(parts, ",") + "]"
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		parts := make([]string, len(keys))
+		for i, k := range keys {
+			parts[i] = fmt.Sprintf("%q:%s", k, canon(x[k]))
+		}
+		return "{" + strings.Join(parts, ",") + "}"
+	}
+	return fmt.Sprintf("%T:%v", v, v)
+}
+
+// compare runs a query on both paths and reports any difference. It
+// returns how much of the query ran as SQL: "all", "part" or "none".
+func (h *harness) compare(t *testing.T, text string) string {
+	t.Helper()
+	q, _, err := syntax.Parse(text)
+	if err != nil {
+		return "none"
+	}
+	want := h.evaluate(q)
+	got := h.compiled(q)
+	if want.err != nil {
+		if got.err == nil {
+			t.Errorf("the evaluator fails (%v) but the compiled query runs", want.err)
+		}
+		return "none"
+	}
+	if got.err != nil {
+		t.Fatalf("compiled query fails: %v", got.err)
+	}
+	if diff := cmp.Diff(want.cols, got.cols); diff != "" {
+		t.Errorf("columns differ (-evaluator +compiled):\n%s\nSQL: %s", diff, got.plan.SQL)
+	}
+	if diff := cmp.Diff(want.rows, got.rows); diff != "" {
+		t.Errorf("rows differ (-evaluator +compiled):\n%s\nSQL: %s", diff, got.plan.SQL)
+	}
+	switch {
+	case got.plan.SQL == "":
+		return "none"
+	case got.plan.Rest != nil:
+		t.Logf("partly compiled; stopped at %s", got.plan.Stopped)
+		return "part"
+	}
+	return "all"
+}
+
+// TestGoldenBothPaths runs every golden query of the evaluator compiled
+// to SQL (with the evaluator for what does not translate) and requires
+// the evaluator's own result.
+func TestGoldenBothPaths(t *testing.T) {
+	files, err := filepath.Glob("../eval/testdata/*/query.kql")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no golden queries: %v", err)
+	}
+	h := newHarness(t, kqltest.Tables())
+	count := map[string]int{}
+	for _, f := range files {
+		name := filepath.Base(filepath.Dir(f))
+		t.Run(name, func(t *testing.T) {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			count[h.compare(t, string(b))]++
+		})
+	}
+	t.Logf("golden queries compiled: %d entirely, %d in part, %d not at all", count["all"], count["part"], count["none"])
+	if count["all"] < len(files)/3 {
+		t.Errorf("only %d of %d golden queries compile entirely", count["all"], len(files))
+	}
+}
