@@ -3,6 +3,7 @@
 #   make test   vet, staticcheck and the whole test suite with -race
 #   make tools  install etcd, kube-apiserver & co, kwok, staticcheck, azurite
 #   make bench  benchmarks
+#   make bench-hunt  kdfir against DuckDB on a generated audit log (SIZES=200000,1000000)
 
 SHELL := /usr/bin/env bash
 GO ?= go
@@ -12,7 +13,7 @@ COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null)
 LDFLAGS := -s -w -X github.com/kdfir/kdfir/internal/version.Version=$(VERSION) -X github.com/kdfir/kdfir/internal/version.Commit=$(COMMIT)
 TEST_TIMEOUT ?= 75m
 
-.PHONY: all tools build install test vet staticcheck unit demo bench clean
+.PHONY: all tools build install test vet staticcheck unit demo bench bench-hunt clean
 
 all: build
 
@@ -46,6 +47,13 @@ demo: tools build
 
 bench: tools
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./... 
+
+# Ingest and hunt side by side with DuckDB, one Markdown table per size.
+# Extra flags (-memcap 12GiB, -timeout 5m, -runs, -keep, -dir) go in BENCH_HUNT_FLAGS.
+SIZES ?= 200000,1000000
+BENCH_HUNT_FLAGS ?=
+bench-hunt: build
+	$(GO) run ./hack/benchhunt -kdfir bin/kdfir -sizes '$(SIZES)' $(BENCH_HUNT_FLAGS)
 
 clean:
 	rm -rf bin
