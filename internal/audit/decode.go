@@ -145,15 +145,7 @@ func (d *decoder) readLine() (line []byte, tooLong bool, err error) {
 
 func (d *decoder) run() error {
 	if d.looksLikeLines() {
-		for {
-			l, tooLong, err := d.readLine()
-			if err != nil {
-				return err
-			}
-			if err := d.oneLine(l, d.line, tooLong); err != nil {
-				return err
-			}
-		}
+		return d.parallelLines()
 	}
 	return d.document()
 }
@@ -189,17 +181,18 @@ func (d *decoder) looksLikeLines() bool {
 	return false
 }
 
-func (d *decoder) oneLine(l []byte, no int, tooLong bool) error {
+// oneLineOwned decodes one line of JSON lines; l is not reused, so the
+// events may keep it.
+func (d *decoder) oneLineOwned(l []byte, no int, tooLong bool) {
 	if tooLong {
 		d.stats.problem(no, false, "line longer than %d bytes", MaxValueSize)
-		return nil
+		return
 	}
 	t := bytes.TrimSpace(l)
 	if len(t) == 0 {
-		return nil
+		return
 	}
-	d.value(t, no, true)
-	return d.err
+	d.value(t, no, false)
 }
 
 // value handles one complete JSON value. transient says v is a reused

@@ -38,12 +38,12 @@ func skipValue(b []byte, i int) int {
 	case '{', '[':
 		depth := 0
 		for i < len(b) {
-			j := bytes.IndexAny(b[i:], `"{}[]`)
-			if j < 0 {
-				return len(b)
+			c := b[i]
+			if !structural[c] {
+				i++
+				continue
 			}
-			i += j
-			switch b[i] {
+			switch c {
 			case '"':
 				i = skipString(b, i)
 				continue
@@ -70,19 +70,28 @@ func skipValue(b []byte, i int) int {
 	}
 }
 
+// structural marks the bytes skipValue stops at inside arrays and objects.
+var structural = [256]bool{'"': true, '{': true, '}': true, '[': true, ']': true}
+
 // skipString returns the index just past the string starting at b[i]=='"'.
 func skipString(b []byte, i int) int {
 	i++
 	for i < len(b) {
-		j := bytes.IndexAny(b[i:], `"\\`)
+		j := bytes.IndexByte(b[i:], '"')
 		if j < 0 {
 			return len(b)
 		}
-		i += j
-		if b[i] == '"' {
-			return i + 1
+		k := i + j
+		// The quote ends the string unless an odd run of backslashes
+		// escapes it (the run cannot start before i: i follows a quote).
+		n := 0
+		for p := k - 1; p >= i && b[p] == '\\'; p-- {
+			n++
 		}
-		i += 2
+		if n%2 == 0 {
+			return k + 1
+		}
+		i = k + 1
 	}
 	return len(b)
 }

@@ -7,8 +7,13 @@ import (
 	"github.com/kdfir/kdfir/internal/audit"
 )
 
-// IngestBatch is the number of events Ingest commits per transaction.
-const IngestBatch = 20000
+// IngestBatch and IngestBatchBytes bound the events Ingest commits per
+// transaction: whichever comes first. The byte bound keeps memory flat
+// for large (RequestResponse-level) events.
+const (
+	IngestBatch      = 20000
+	IngestBatchBytes = 16 << 20
+)
 
 // IngestStats describes one ingested input.
 type IngestStats struct {
@@ -24,7 +29,7 @@ type IngestStats struct {
 func (s *Store) Ingest(ctx context.Context, r io.Reader, opts audit.Options, onBatch func([]audit.Event) error) (IngestStats, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	batches := make(chan []audit.Event, 2)
+	batches := make(chan []audit.Event, 1)
 	var st IngestStats
 	var decErr error
 	done := make(chan struct{})
@@ -32,9 +37,12 @@ func (s *Store) Ingest(ctx context.Context, r io.Reader, opts audit.Options, onB
 		defer close(done)
 		defer close(batches)
 		batch := make([]audit.Event, 0, IngestBatch)
+		size := 0
 		st.Stats, decErr = audit.Decode(r, opts, func(e audit.Event) error {
 			batch = append(batch, e)
-			if len(batch) == IngestBatch {
+			size += len(e.Raw)
+			if len(batch) == IngestBatch || size >= IngestBatchBytes {
+				size = 0
 				select {
 				case batches <- batch:
 				case <-ctx.Done():

@@ -3,12 +3,15 @@ package store
 import (
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"database/sql/driver"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"runtime"
 	"sync"
 	"time"
+	"unsafe"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
 
@@ -74,7 +77,8 @@ func row(e *audit.Event) []driver.Value {
 	for i, b := range [][]byte{r.User, r.ImpersonatedUser, r.SourceIPs, r.ObjectRef, r.ResponseStatus,
 		r.RequestObject, r.ResponseObject, r.Annotations, r.Extra} {
 		if b != nil && string(b) != "null" {
-			v[23+i] = string(b)
+			// The appender copies the bytes; b lives until it has.
+			v[23+i] = unsafe.String(unsafe.SliceData(b), len(b))
 		}
 	}
 	return v
@@ -105,7 +109,9 @@ func shredAll(events []audit.Event) [][]driver.Value {
 	return rows
 }
 
-const stagingSQL = `CREATE TEMP TABLE IF NOT EXISTS staging AS SELECT * FROM events LIMIT 0`
+// stagingSQL makes an empty staging table for one batch. It is made anew
+// each time: rows deleted from a DuckDB table keep their memory.
+const stagingSQL = `CREATE OR REPLACE TEMP TABLE staging AS SELECT * FROM events LIMIT 0`
 
 // insertSQL moves the staged rows that are not stored yet (and the first
 // of any repeats within the batch) into events. %s restricts the stored
@@ -125,6 +131,12 @@ QUALIFY row_number() OVER (PARTITION BY s.time, s.cluster, s.stage, coalesce(s.d
 // InsertBatch stores events in one transaction, skipping those already
 // stored (same time, cluster, audit id and stage, including repeats within
 // the batch). It is durable when it returns without error.
+//
+// A batch whose events are all later than every stored event (the usual
+// case: audit logs arrive in time order) cannot repeat a stored event, so
+// its rows go straight into the table, with repeats within the batch
+// dropped here. Any other batch goes through a staging table and an
+// anti-join against the stored events of its time range.
 func (s *Store) InsertBatch(ctx context.Context, events []audit.Event) (stored, duplicates int, err error) {
 	if len(events) == 0 {
 		return 0, 0, nil
@@ -133,19 +145,41 @@ func (s *Store) InsertBatch(ctx context.Context, events []audit.Event) (stored, 
 	var lo, hi time.Time
 	untimed := false
 	for i := range events {
-		t := events[i].Time
+		t := events[i].Time.Truncate(time.Microsecond)
 		switch {
 		case t.IsZero():
 			untimed = true
-		case lo.IsZero() || t.Before(lo):
+		case lo.IsZero():
+			lo, hi = t, t
+		case t.Before(lo):
 			lo = t
-			if hi.IsZero() {
-				hi = t
-			}
 		case t.After(hi):
 			hi = t
 		}
 	}
+
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.closed {
+		return 0, 0, ErrClosed
+	}
+	if s.ro {
+		return 0, 0, errors.New("store: opened read-only")
+	}
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("store: insert: %w", err)
+	}
+	defer conn.Close()
+	if !untimed && !lo.IsZero() && (s.maxTime.IsZero() || lo.After(s.maxTime)) {
+		rows = dropRepeats(events, rows)
+		if err := s.appendRows(ctx, conn, "", "events", rows); err != nil {
+			return 0, 0, fmt.Errorf("store: insert: %w", cleanErr(err))
+		}
+		s.maxTime = hi
+		return len(rows), len(events) - len(rows), nil
+	}
+
 	var cond string
 	switch {
 	case lo.IsZero():
@@ -155,26 +189,28 @@ func (s *Store) InsertBatch(ctx context.Context, events []audit.Event) (stored, 
 	default:
 		cond = fmt.Sprintf("e.time BETWEEN %s AND %s", tsLit(lo), tsLit(hi))
 	}
-
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	if s.closed {
-		return 0, 0, ErrClosed
-	}
-	if s.ro {
-		return 0, 0, fmt.Errorf("store: opened read-only")
-	}
-	conn, err := s.db.Conn(ctx)
-	if err != nil {
-		return 0, 0, fmt.Errorf("store: insert: %w", err)
-	}
-	defer conn.Close()
 	if _, err := conn.ExecContext(ctx, stagingSQL); err != nil {
 		return 0, 0, fmt.Errorf("store: insert: %w", cleanErr(err))
 	}
-	defer conn.ExecContext(context.WithoutCancel(ctx), "DELETE FROM staging") //nolint:errcheck // best effort; a fresh batch deletes again
-	err = conn.Raw(func(dc any) error {
-		a, err := duckdb.NewAppender(dc.(driver.Conn), "temp", "main", "staging")
+	defer conn.ExecContext(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS staging") //nolint:errcheck // best effort; the next batch replaces it
+	if err := s.appendRows(ctx, conn, "temp", "staging", rows); err != nil {
+		return 0, 0, fmt.Errorf("store: insert: stage: %w", cleanErr(err))
+	}
+	res, err := conn.ExecContext(ctx, fmt.Sprintf(insertSQL, cond))
+	if err != nil {
+		return 0, 0, fmt.Errorf("store: insert: %w", cleanErr(err))
+	}
+	n, _ := res.RowsAffected()
+	if hi.After(s.maxTime) {
+		s.maxTime = hi
+	}
+	return int(n), len(events) - int(n), nil
+}
+
+// appendRows appends rows to a table in one transaction.
+func (s *Store) appendRows(ctx context.Context, conn *sql.Conn, catalog, table string, rows [][]driver.Value) error {
+	return conn.Raw(func(dc any) error {
+		a, err := duckdb.NewAppender(dc.(driver.Conn), catalog, "main", table)
 		if err != nil {
 			return err
 		}
@@ -186,15 +222,26 @@ func (s *Store) InsertBatch(ctx context.Context, events []audit.Event) (stored, 
 		}
 		return a.Close()
 	})
-	if err != nil {
-		return 0, 0, fmt.Errorf("store: insert: stage: %w", cleanErr(err))
+}
+
+// dropRepeats keeps the first of the events that share a dedup key.
+func dropRepeats(events []audit.Event, rows [][]driver.Value) [][]driver.Value {
+	type key struct {
+		t                   int64
+		cluster, stage, key string
 	}
-	res, err := conn.ExecContext(ctx, fmt.Sprintf(insertSQL, cond))
-	if err != nil {
-		return 0, 0, fmt.Errorf("store: insert: %w", cleanErr(err))
+	seen := make(map[key]struct{}, len(events))
+	out := rows[:0]
+	for i := range events {
+		e := &events[i]
+		k := key{e.Time.Truncate(time.Microsecond).UnixNano(), e.Cluster, e.Stage, DedupKey(e)}
+		if _, dup := seen[k]; dup {
+			continue
+		}
+		seen[k] = struct{}{}
+		out = append(out, rows[i])
 	}
-	n, _ := res.RowsAffected()
-	return int(n), len(events) - int(n), nil
+	return out
 }
 
 // tsLit is a TIMESTAMP literal (microseconds, as DuckDB keeps them).

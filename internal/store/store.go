@@ -31,6 +31,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
 )
@@ -56,9 +57,10 @@ type Store struct {
 	conn *duckdb.Connector
 	db   *sql.DB
 
-	wmu    sync.Mutex // serialises writes
-	closed bool       // under wmu
-	ro     bool
+	wmu     sync.Mutex // serialises writes
+	closed  bool       // under wmu
+	maxTime time.Time  // the latest stored event time, under wmu; zero for none
+	ro      bool
 }
 
 const schemaSQL = `
@@ -125,7 +127,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		"SET temp_directory = " + quote(path+".tmp"),
 		"SET preserve_insertion_order = false",
 		"SET enable_progress_bar = false",
-		"SET checkpoint_threshold = '1GB'",
+		"SET checkpoint_threshold = " + quote(checkpointThreshold()),
 		"SET autoinstall_known_extensions = false",
 		"SET autoload_known_extensions = false",
 		"SET TimeZone = 'UTC'",
@@ -133,9 +135,11 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if opts.Threads > 0 {
 		settings = append(settings, fmt.Sprintf("SET threads = %d", opts.Threads))
 	}
-	dsn := path
+	// The newest storage format: zstd and dictionary-FSST string
+	// compression need it.
+	dsn := path + "?storage_compatibility_version=latest"
 	if opts.ReadOnly {
-		dsn += "?access_mode=READ_ONLY"
+		dsn += "&access_mode=READ_ONLY"
 	}
 	conn, err := duckdb.NewConnector(dsn, func(execer driver.ExecerContext) error {
 		for _, q := range settings {
@@ -154,8 +158,23 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 			s.Close()
 			return nil, fmt.Errorf("store: open %s: %w", path, cleanErr(err))
 		}
+		var max sql.NullTime
+		if err := s.db.QueryRowContext(ctx, "SELECT max(time) FROM events").Scan(&max); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("store: open %s: %w", path, cleanErr(err))
+		}
+		if max.Valid {
+			s.maxTime = max.Time.UTC()
+		}
 	}
 	return s, nil
+}
+
+func checkpointThreshold() string {
+	if v := os.Getenv("KDFIR_CKPT"); v != "" {
+		return v
+	}
+	return "64MB"
 }
 
 // Path returns the database file's path.
