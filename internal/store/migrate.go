@@ -130,11 +130,32 @@ func (s *Store) MigrateLegacy(ctx context.Context, path string, opts MigrateOpti
 		return st, fmt.Errorf("migrate %s: %w", path, firstLine(err))
 	}
 
+	// SQLite makes the -wal and -shm files of a WAL database even for a
+	// read-only connection; remove those it made, so that the directory
+	// is left as it was found.
+	var made []string
+	for _, suffix := range []string{"-wal", "-shm"} {
+		if _, err := os.Lstat(path + suffix); errors.Is(err, fs.ErrNotExist) {
+			made = append(made, path+suffix)
+		}
+	}
 	src, err := openLegacy(path)
 	if err != nil {
 		return fail(err)
 	}
-	defer src.Close()
+	closeSrc := func() error {
+		err := src.Close()
+		if len(made) == 2 {
+			// Only when it made both: with a -wal of its own, there was no
+			// other writer and it wrote nothing to it.
+			if fi, serr := os.Stat(made[0]); serr == nil && fi.Size() == 0 {
+				os.Remove(made[0])
+				os.Remove(made[1])
+			}
+		}
+		return err
+	}
+	defer closeSrc() //nolint:errcheck // closed below on success
 	// One read transaction: a consistent snapshot of the file.
 	tx, err := src.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
@@ -211,7 +232,7 @@ func (s *Store) MigrateLegacy(ctx context.Context, path string, opts MigrateOpti
 	if err := tx.Rollback(); err != nil {
 		return fail(err)
 	}
-	if err := src.Close(); err != nil {
+	if err := closeSrc(); err != nil {
 		return fail(err)
 	}
 
