@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"io"
 
 	"github.com/kdfir/kdfir/internal/audit"
@@ -25,7 +26,8 @@ type IngestStats struct {
 // Ingest decodes r (any shape audit.Decode accepts) and stores its events
 // in batches of IngestBatch, decoding the next batch while the previous
 // one is written. onBatch, when not nil, is called with each stored batch
-// (for example to run detections on it) after it is committed.
+// (for example to run detections on it) after it is committed, in order,
+// on another goroutine: it runs while the next batch is written.
 func (s *Store) Ingest(ctx context.Context, r io.Reader, opts audit.Options, onBatch func([]audit.Event) error) (IngestStats, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -59,6 +61,19 @@ func (s *Store) Ingest(ctx context.Context, r io.Reader, opts audit.Options, onB
 			}
 		}
 	}()
+	committed := make(chan []audit.Event, 1)
+	var batchErr error
+	batchDone := make(chan struct{})
+	go func() {
+		defer close(batchDone)
+		for b := range committed {
+			if batchErr == nil && onBatch != nil {
+				if batchErr = onBatch(b); batchErr != nil {
+					cancel()
+				}
+			}
+		}
+	}()
 	var err error
 	stored, dups := 0, 0
 	for b := range batches {
@@ -66,15 +81,24 @@ func (s *Store) Ingest(ctx context.Context, r io.Reader, opts audit.Options, onB
 			continue // drain
 		}
 		var n, d int
-		if n, d, err = s.InsertBatch(ctx, b); err == nil && onBatch != nil {
-			err = onBatch(b)
+		if n, d, err = s.InsertBatch(ctx, b); err == nil {
+			select {
+			case committed <- b:
+			case <-ctx.Done():
+				err = ctx.Err()
+			}
 		}
 		stored, dups = stored+n, dups+d
 		if err != nil {
 			cancel()
 		}
 	}
+	close(committed)
+	<-batchDone
 	<-done
+	if batchErr != nil && (err == nil || errors.Is(err, context.Canceled)) {
+		err = batchErr
+	}
 	st.Stored, st.Duplicates = stored, dups
 	if err == nil {
 		err = decErr
