@@ -146,7 +146,7 @@ func Run(ctx context.Context, st *store.Store, opts store.SourceOptions, query s
 	if err != nil {
 		return nil, warns, err
 	}
-	cur, err := execute(ctx, st, opts, q, plan, now)
+	cur, err := execute(ctx, st, opts, q, plan)
 	return cur, warns, err
 }
 
@@ -155,14 +155,14 @@ func Compile(ctx context.Context, st *store.Store, opts store.SourceOptions, q *
 	return sqlc.Compile(ctx, q, st.Catalog(opts), sqlc.DuckDB, sqlc.Options{Now: now})
 }
 
-func execute(ctx context.Context, st *store.Store, opts store.SourceOptions, q *syntax.Query, plan *sqlc.Plan, now time.Time) (*Cursor, error) {
+func execute(ctx context.Context, st *store.Store, opts store.SourceOptions, q *syntax.Query, plan *sqlc.Plan) (*Cursor, error) {
 	var sqlRows *store.Rows
 	query := func(ctx context.Context, p *sqlc.Plan) (table.Rows, error) {
 		rows, err := st.Query(ctx, p)
 		sqlRows = rows
 		return rows, err
 	}
-	res, err := sqlc.Execute(ctx, q, plan, st.Source(opts), query, now)
+	res, err := sqlc.Execute(ctx, q, plan, st.Source(opts), query)
 	if err != nil {
 		return nil, err
 	}

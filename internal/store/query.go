@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math/big"
 	"time"
 
 	"github.com/kdfir/kdfir/internal/audit"
@@ -96,12 +97,12 @@ func kqlValue(t table.Type, srep bool, v any) any {
 	switch t {
 	case table.String:
 		switch x := v.(type) {
-		case nil:
-			return ""
 		case string:
 			return x
 		case []byte:
 			return string(x)
+		case nil:
+			return nil // a column union added; SQL strings are never NULL otherwise
 		}
 		return fmt.Sprint(v)
 	case table.Dynamic:
@@ -139,6 +140,11 @@ func kqlValue(t table.Type, srep bool, v any) any {
 			return int64(x)
 		case int:
 			return int64(x)
+		case *big.Int:
+			if x.IsInt64() {
+				return x.Int64()
+			}
+			return nil
 		}
 	case table.Real:
 		switch x := v.(type) {

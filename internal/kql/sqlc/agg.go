@@ -25,7 +25,7 @@ func init() {
 			if a[0].typ != table.Bool {
 				return nil, unsupported("countif of %s", a[0].typ)
 			}
-			return &sexpr{sql: "count_if(" + a[0].sql + ")", typ: table.Long, notNull: true}, nil
+			return &sexpr{sql: "CAST(count_if(" + a[0].sql + ") AS BIGINT)", typ: table.Long, notNull: true}, nil
 		},
 		"dcount": func(s *scope, a []*sexpr) (*sexpr, error) {
 			return &sexpr{sql: s.c.d.CountDistinct(distinctKey(a[0])), typ: table.Long, notNull: true}, nil
@@ -81,7 +81,7 @@ func sumAgg(cond bool) aggBuilder {
 		}
 		switch a[0].typ {
 		case table.Long:
-			return &sexpr{sql: "coalesce(CAST(sum(" + a[0].sql + ")" + f + " AS BIGINT), 0)", typ: table.Long, intType: a[0].intType, notNull: true}, nil
+			return &sexpr{sql: "coalesce(CAST(sum(" + a[0].sql + ")" + f + " AS BIGINT), 0)", typ: table.Long, notNull: true}, nil
 		case table.Real:
 			return &sexpr{sql: "coalesce(sum(" + a[0].sql + ")" + f + ", CAST(0 AS DOUBLE))", typ: table.Real, notNull: true}, nil
 		}

@@ -33,6 +33,9 @@ type Plan struct {
 	Ordered bool
 	// Stopped says why translation stopped before the end ("" when it did not).
 	Stopped string
+	// Now is the query time: Options.Now, to the microsecond (DuckDB's
+	// precision), for both paths.
+	Now time.Time
 }
 
 // Options control compilation.
@@ -42,7 +45,12 @@ type Options struct {
 }
 
 // errUnsupported stops translation; the evaluator takes over from there.
-type errUnsupported struct{ msg string }
+// partial, when set, is the stage with the part of the operator that did
+// translate (the conjuncts of a where).
+type errUnsupported struct {
+	msg     string
+	partial *rel
+}
 
 func (e *errUnsupported) Error() string { return e.msg }
 
@@ -58,6 +66,7 @@ func Compile(ctx context.Context, q *syntax.Query, cat Catalog, d Dialect, opts 
 	if opts.Now.IsZero() {
 		opts.Now = time.Now()
 	}
+	opts.Now = opts.Now.UTC().Truncate(time.Microsecond)
 	c := &compiler{ctx: ctx, q: q, cat: cat, d: d, now: opts.Now.UTC(), lets: map[string]*syntax.Let{}}
 	for _, l := range q.Lets {
 		c.lets[l.Name] = l
@@ -69,37 +78,28 @@ func Compile(ctx context.Context, q *syntax.Query, cat Catalog, d Dialect, opts 
 	}
 	src, ops, err := c.pipeline(q.Body, len(q.Lets))
 	if err != nil {
-		return &Plan{Rest: q, Stopped: err.Error()}, nil
+		return &Plan{Rest: q, Stopped: err.Error(), Now: c.now}, nil
 	}
 	r, err := c.source(src)
 	if err != nil {
-		return &Plan{Rest: q, Stopped: err.Error()}, nil
-	}
-	done := 0
-	stopped := ""
-	for i, op := range ops {
-		want, err := c.schema(&syntax.Pipeline{Source: src, Ops: ops[:i+1]})
-		if err != nil {
+		var u *errUnsupported
+		if !errors.As(err, &u) {
 			return nil, err
 		}
-		c.stageSchema = want
-		next, err := c.op(r, op)
-		if err == nil {
-			err = checkSchema(next, want)
-		}
-		if err != nil {
-			var u *errUnsupported
-			if !errors.As(err, &u) {
-				return nil, err
-			}
-			stopped = fmt.Sprintf("%s: %s", opName(op), u.msg)
-			break
-		}
-		r = next
-		done++
+		return &Plan{Rest: q, Stopped: err.Error(), Now: c.now}, nil
+	}
+	r, done, stopped, narrowed, err := c.stages(src, ops, r)
+	if err != nil {
+		return nil, err
+	}
+	if done == 0 && !narrowed {
+		// Nothing to gain from SQL that only reads the table: the
+		// evaluator's scans push their filters down themselves.
+		return &Plan{Rest: q, Stopped: stopped, Now: c.now}, nil
 	}
 	plan := c.finish(r)
 	plan.Stopped = stopped
+	plan.Now = c.now
 	if done < len(ops) {
 		plan.Rest = &syntax.Query{
 			Lets: q.Lets,
@@ -109,6 +109,58 @@ func Compile(ctx context.Context, q *syntax.Query, cat Catalog, d Dialect, opts 
 		plan.Ordered = false
 	}
 	return plan, nil
+}
+
+// stages compiles ops over r, the stage of src, as far as they translate.
+// It returns the last stage, how many operators it covers, why it stopped,
+// and whether that stage also applies part of the next operator.
+func (c *compiler) stages(src syntax.Tabular, ops []syntax.Operator, r *rel) (*rel, int, string, bool, error) {
+	for i, op := range ops {
+		want, err := c.schema(&syntax.Pipeline{Source: src, Ops: ops[:i+1]})
+		if err != nil {
+			return nil, 0, "", false, err
+		}
+		c.stageSchema = want
+		next, err := c.op(r, op)
+		if err == nil {
+			err = checkSchema(next, want)
+		}
+		if err != nil {
+			var u *errUnsupported
+			if !errors.As(err, &u) {
+				return nil, 0, "", false, err
+			}
+			stopped := fmt.Sprintf("%s: %s", opName(op), u.msg)
+			if u.partial != nil {
+				// Some conjuncts of a where translated: SQL applies
+				// them, and the evaluator the whole where again.
+				return u.partial, i, stopped, true, nil
+			}
+			return r, i, stopped, false, nil
+		}
+		r = next
+	}
+	return r, len(ops), "", false, nil
+}
+
+// whole compiles a tabular expression entirely, or fails.
+func (c *compiler) whole(t syntax.Tabular, visible int) (*rel, error) {
+	src, ops, err := c.pipeline(t, visible)
+	if err != nil {
+		return nil, err
+	}
+	r, err := c.source(src)
+	if err != nil {
+		return nil, err
+	}
+	r, done, stopped, _, err := c.stages(src, ops, r)
+	if err != nil {
+		return nil, err
+	}
+	if done < len(ops) {
+		return nil, unsupported("%s", stopped)
+	}
+	return r, nil
 }
 
 // compiler holds the state of one compilation.
@@ -201,6 +253,13 @@ func (r *rel) find(name string) int {
 }
 
 func (c *compiler) source(t syntax.Tabular) (*rel, error) {
+	if u, ok := t.(*syntax.UnionSource); ok {
+		want, err := c.schema(u)
+		if err != nil {
+			return nil, err
+		}
+		return c.union(nil, u.Params, u.Tables, want)
+	}
 	ref, ok := t.(*syntax.TableRef)
 	if !ok {
 		return nil, unsupported("source %T", t)
@@ -228,28 +287,35 @@ func fromColumn(col *Column) *sexpr {
 		notNull: t == table.String}
 }
 
-// materialize closes a stage: it becomes a CTE, and the next stage reads
-// its columns by name.
+// materialize closes a stage: it becomes a CTE that passes every column of
+// the relation it reads through (*) and computes the stage's columns once,
+// under unique names, so that later stages refer to them instead of
+// repeating their expressions. Columns that are cheap to recompute, or
+// that stand for table columns (with their member shortcuts), stay as
+// they are: SQL reads only what a query uses.
 func (c *compiler) materialize(r *rel) *rel {
 	c.n++
 	name := fmt.Sprintf("s%d", c.n)
-	var sel []string
+	sel := []string{"*"}
 	out := &rel{from: name, limit: -1}
 	for _, col := range r.cols {
-		sel = append(sel, col.e.sql+" AS "+c.d.Ident(col.name))
-		out.cols = append(out.cols, column{name: col.name, e: col.e.derived(name + "." + c.d.Ident(col.name))})
+		if col.e.fields != nil || col.e.rest != "" || len(col.e.sql) <= cheapSQL {
+			out.cols = append(out.cols, col)
+			continue
+		}
+		c.n++
+		alias := c.d.Ident(fmt.Sprintf("__c%d", c.n))
+		sel = append(sel, col.e.sql+" AS "+alias)
+		out.cols = append(out.cols, column{name: col.name, e: col.e.derived(alias)})
 	}
 	for i, o := range r.order {
 		if r.limit < 0 {
-			break // the order does not survive a CTE boundary without a limit; keep it as columns
+			break // without a limit the order does not survive a CTE boundary; the next sort redoes it
 		}
-		hidden := fmt.Sprintf("__o%d", i)
+		hidden := c.d.Ident(fmt.Sprintf("__o%d_%d", c.n, i))
 		expr, dir, _ := strings.Cut(o, "\x00")
-		sel = append(sel, expr+" AS "+c.d.Ident(hidden))
-		out.order = append(out.order, name+"."+c.d.Ident(hidden)+" "+dir)
-	}
-	if len(sel) == 0 {
-		sel = append(sel, "1 AS "+c.d.Ident("__none"))
+		sel = append(sel, expr+" AS "+hidden)
+		out.order = append(out.order, hidden+"\x00"+dir)
 	}
 	q := "SELECT " + strings.Join(sel, ", ") + " FROM " + r.from
 	if len(r.where) > 0 {
@@ -264,6 +330,10 @@ func (c *compiler) materialize(r *rel) *rel {
 	c.ctes = append(c.ctes, name+" AS ("+q+")")
 	return out
 }
+
+// cheapSQL is the length below which an expression is repeated where it
+// is used rather than computed once in a CTE.
+const cheapSQL = 96
 
 func orderList(order []string) string {
 	parts := make([]string, len(order))

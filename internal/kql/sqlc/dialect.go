@@ -48,6 +48,10 @@ type Dialect interface {
 	ParseJSON(x string) string
 	// ArrayLength is the length of a JSON array, NULL for anything else.
 	ArrayLength(x string) string
+	// Elements is the list of JSON texts mv-expand makes of a JSON value:
+	// an array's elements, a bag's properties as one-property bags in key
+	// order, a scalar itself; empty for null.
+	Elements(x string) string
 	// RegexMatch tests a regular expression (RE2 syntax).
 	RegexMatch(x, re string) string
 	// RegexExtract returns capture group g of the first match, "" when none.
@@ -67,6 +71,11 @@ type Dialect interface {
 	// EpochMicros is a TIMESTAMP as microseconds since 1970; FromEpochMicros the inverse.
 	EpochMicros(x string) string
 	FromEpochMicros(x string) string
+	// DynToLong converts a dynamic value (JSON text, or a plain string
+	// when str) to a long as the evaluator's tolong does: integers as
+	// they are, reals truncated, bools 1 or 0, strings parsed; NULL for
+	// anything else.
+	DynToLong(x string, str bool) string
 	// CastTry converts x to t, NULL when it cannot.
 	CastTry(x string, t sqlType) string
 	// IntDiv is integer division truncating toward zero.
@@ -148,6 +157,20 @@ func jsonPointer(path []PathElem) string {
 }
 
 func (d duckDB) JSONGet(x string, path []PathElem) string {
+	for i, p := range path {
+		if p.IsIndex && p.Index < 0 {
+			// A pointer cannot count from the end; JSONPath can.
+			inner := x
+			if i > 0 {
+				inner = d.JSONGet(x, path[:i])
+			}
+			out := "nullif(CAST(json_extract(" + inner + ", '$[#" + strconv.FormatInt(p.Index, 10) + "]') AS VARCHAR), 'null')"
+			if i+1 < len(path) {
+				return d.JSONGet(out, path[i+1:])
+			}
+			return out
+		}
+	}
 	return "nullif(CAST(json_extract(" + x + ", " + d.String(jsonPointer(path)) + ") AS VARCHAR), 'null')"
 }
 
@@ -169,6 +192,14 @@ func (duckDB) ParseJSON(x string) string {
 
 func (duckDB) ArrayLength(x string) string {
 	return "CASE WHEN json_type(" + x + ") = 'ARRAY' THEN CAST(json_array_length(" + x + ") AS BIGINT) END"
+}
+
+func (duckDB) Elements(x string) string {
+	return "CASE json_type(" + x + ") " +
+		"WHEN 'ARRAY' THEN CAST(json_extract(" + x + ", '$[*]') AS VARCHAR[]) " +
+		"WHEN 'OBJECT' THEN list_transform(list_sort(json_keys(" + x + ")), k -> CAST(json_object(k, json_extract(" + x + ", '/' || replace(replace(k, '~', '~0'), '/', '~1'))) AS VARCHAR)) " +
+		"WHEN 'NULL' THEN CAST([] AS VARCHAR[]) " +
+		"ELSE CASE WHEN " + x + " IS NULL THEN CAST([] AS VARCHAR[]) ELSE [" + x + "] END END"
 }
 
 func (d duckDB) RegexMatch(x, re string) string {
@@ -214,6 +245,18 @@ func (duckDB) Substring(x, start, n string) string {
 func (duckDB) EpochMicros(x string) string     { return "epoch_us(" + x + ")" }
 func (duckDB) FromEpochMicros(x string) string { return "make_timestamp(" + x + ")" }
 
+func (duckDB) DynToLong(x string, str bool) string {
+	parse := func(s string) string {
+		return "coalesce(TRY_CAST(trim(" + s + ") AS BIGINT), TRY_CAST(trunc(TRY_CAST(trim(" + s + ") AS DOUBLE)) AS BIGINT))"
+	}
+	if str {
+		return parse(x)
+	}
+	return "CASE json_type(" + x + ") WHEN 'BIGINT' THEN TRY_CAST(" + x + " AS BIGINT) WHEN 'UBIGINT' THEN TRY_CAST(" + x + " AS BIGINT) " +
+		"WHEN 'DOUBLE' THEN TRY_CAST(trunc(CAST(" + x + " AS DOUBLE)) AS BIGINT) WHEN 'BOOLEAN' THEN CASE WHEN " + x + " = 'true' THEN 1 ELSE 0 END " +
+		"WHEN 'VARCHAR' THEN " + parse("json_extract_string("+x+", '$')") + " END"
+}
+
 func (duckDB) CastTry(x string, t sqlType) string {
 	return "TRY_CAST(" + x + " AS " + string(t) + ")"
 }
@@ -222,7 +265,7 @@ func (duckDB) IntDiv(a, b string) string {
 	return "CAST(trunc(CAST(" + a + " AS DOUBLE) / NULLIF(" + b + ", 0)) AS BIGINT)"
 }
 
-func (duckDB) CountDistinct(x string) string { return "count(DISTINCT " + x + ")" }
+func (duckDB) CountDistinct(x string) string { return "CAST(count(DISTINCT " + x + ") AS BIGINT)" }
 func (duckDB) AnyValue(x string) string      { return "any_value(" + x + ")" }
 
 func (duckDB) ArgMax(x, key string, min bool) string {

@@ -3,7 +3,6 @@ package sqlc
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/kdfir/kdfir/internal/kql/eval"
 	"github.com/kdfir/kdfir/internal/kql/syntax"
@@ -23,7 +22,8 @@ type Result struct {
 // when the plan has a rest, the evaluator over the SQL's rows (every other
 // table the rest reads comes from src). Without SQL, the evaluator runs
 // the whole query over src.
-func Execute(ctx context.Context, q *syntax.Query, p *Plan, src table.Source, query QueryFunc, now time.Time) (*Result, error) {
+func Execute(ctx context.Context, q *syntax.Query, p *Plan, src table.Source, query QueryFunc) (*Result, error) {
+	now := p.Now
 	if p.SQL == "" {
 		res, err := eval.Run(ctx, src, q, eval.Options{Now: now})
 		if err != nil {

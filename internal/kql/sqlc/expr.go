@@ -58,9 +58,6 @@ func (s *scope) expr(e syntax.Expr) (*sexpr, error) {
 		case string:
 			return s.member(x.X, PathElem{Key: v})
 		case int64:
-			if v < 0 {
-				return nil, unsupported("negative index")
-			}
 			return s.member(x.X, PathElem{Index: v, IsIndex: true})
 		}
 		return nil, unsupported("index of type %s", lit.Type)
@@ -229,6 +226,9 @@ func (s *scope) text(e *sexpr) (string, error) {
 	d := s.c.d
 	switch e.typ {
 	case table.String:
+		if !e.notNull {
+			return "coalesce(" + e.sql + ", '')", nil
+		}
 		return e.sql, nil
 	case table.Dynamic:
 		if e.srep {
@@ -507,6 +507,16 @@ func (s *scope) in(x *syntax.InExpr) (*sexpr, error) {
 		if !e.isConst || e.val == nil {
 			return nil, unsupported("%s list that is not constant", x.Op)
 		}
+		if arr, ok := e.val.([]any); ok && e.typ == table.Dynamic {
+			for _, v := range arr {
+				str, ok := v.(string)
+				if !ok {
+					return nil, unsupported("%s list of dynamic %T", x.Op, v)
+				}
+				strs = append(strs, str)
+			}
+			continue
+		}
 		switch val := e.val.(type) {
 		case string:
 			if e.typ != table.String {
@@ -597,6 +607,14 @@ func (s *scope) between(x *syntax.Between) (*sexpr, error) {
 	hi, err := s.expr(x.Hi)
 	if err != nil {
 		return nil, err
+	}
+	if v.typ == table.DateTime && lo.typ == table.DateTime && hi.typ == table.TimeSpan {
+		if hi, err = s.arith("+", lo, hi); err != nil {
+			return nil, err
+		}
+	}
+	if v.typ == table.Dynamic && isNumeric(lo.typ) && isNumeric(hi.typ) {
+		v = &sexpr{sql: s.c.d.CastTry(s.dynText(v), sqlDouble), typ: table.Real}
 	}
 	ok := (isNumeric(v.typ) && isNumeric(lo.typ) && isNumeric(hi.typ)) ||
 		(v.typ == table.DateTime && lo.typ == table.DateTime && hi.typ == table.DateTime) ||

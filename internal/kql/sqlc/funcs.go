@@ -66,17 +66,17 @@ func (s *scope) call(call *syntax.Call) (*sexpr, error) {
 		e := &sexpr{typ: table.Long, intType: name == "toint"}
 		switch a[0].typ {
 		case table.Long:
-			if name == "toint" && !a[0].intType {
-				return nil, unsupported("toint of long")
-			}
 			e.sql = a[0].sql
+			if name == "toint" && !a[0].intType {
+				e.sql = "(CASE WHEN " + a[0].sql + " BETWEEN -2147483648 AND 2147483647 THEN " + a[0].sql + " END)"
+			}
 		case table.String:
 			e.sql = d.CastTry(a[0].sql, sqlBigint)
 		case table.Dynamic:
+			e.sql = d.DynToLong(a[0].sql, a[0].srep)
 			if name == "toint" {
-				return nil, unsupported("toint of dynamic")
+				e.sql = "(CASE WHEN (" + e.sql + ") BETWEEN -2147483648 AND 2147483647 THEN (" + e.sql + ") END)"
 			}
-			e.sql = d.CastTry(s.dynText(a[0]), sqlBigint)
 		default:
 			return nil, unsupported("%s of %s", name, a[0].typ)
 		}
@@ -130,10 +130,25 @@ func (s *scope) call(call *syntax.Call) (*sexpr, error) {
 		}
 		return boolExpr("(" + a[0].sql + " IS NOT NULL)"), nil
 	case "not":
-		if a[0].typ != table.Bool || !a[0].notNull {
-			return nil, unsupported("not() of a nullable value")
+		if a[0].typ != table.Bool {
+			return nil, unsupported("not() of %s", a[0].typ)
 		}
-		return boolExpr("(NOT " + a[0].sql + ")"), nil
+		return &sexpr{sql: "(NOT " + a[0].sql + ")", typ: table.Bool, notNull: a[0].notNull}, nil
+	case "round":
+		if !isNumeric(a[0].typ) {
+			return nil, unsupported("round of %s", a[0].typ)
+		}
+		p := int64(0)
+		if len(a) == 2 {
+			n, ok := a[1].val.(int64)
+			if !a[1].isConst || !ok || n < -15 || n > 15 {
+				return nil, unsupported("round to a precision that is not a constant")
+			}
+			p = n
+		}
+		m := d.Real(math.Pow(10, float64(p)))
+		// Go's math.Round: halves away from zero, as DuckDB's round of a DOUBLE.
+		return &sexpr{sql: "(round(CAST(" + a[0].sql + " AS DOUBLE) * " + m + ") / " + m + ")", typ: table.Real}, nil
 	case "iff", "iif":
 		return s.conditional([]*sexpr{a[0]}, []*sexpr{a[1]}, a[2])
 	case "case":
@@ -146,15 +161,26 @@ func (s *scope) call(call *syntax.Call) (*sexpr, error) {
 		}
 		return s.conditional(conds, vals, a[len(a)-1])
 	case "coalesce":
+		// The first value that is neither null nor "" (else the last).
 		t := a[0].typ
-		var parts []string
-		for _, x := range a {
-			if x.typ != t || x.srep != a[0].srep || t == table.String || t == table.Dynamic {
+		var b strings.Builder
+		b.WriteString("CASE")
+		for i, x := range a {
+			if x.typ != t || x.srep != a[0].srep || x.intType != a[0].intType || (t == table.Dynamic && !x.srep) {
 				return nil, unsupported("coalesce of %s", x.typ)
 			}
-			parts = append(parts, x.sql)
+			if i == len(a)-1 {
+				b.WriteString(" ELSE " + x.sql + " END")
+				break
+			}
+			test := x.sql + " IS NOT NULL"
+			if t == table.String || x.srep {
+				test = "coalesce(" + x.sql + " <> '', FALSE)"
+			}
+			b.WriteString(" WHEN " + test + " THEN " + x.sql)
 		}
-		return &sexpr{sql: "coalesce(" + strings.Join(parts, ", ") + ")", typ: t}, nil
+		notNull := a[len(a)-1].notNull
+		return &sexpr{sql: b.String(), typ: t, srep: a[0].srep, intType: a[0].intType, notNull: notNull}, nil
 	case "strcat":
 		var parts []string
 		for _, x := range a {

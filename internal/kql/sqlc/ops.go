@@ -1,6 +1,8 @@
 package sqlc
 
 import (
+	"errors"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -15,16 +17,13 @@ func (c *compiler) op(r *rel, op syntax.Operator) (*rel, error) {
 		if r.limit >= 0 {
 			r = c.materialize(r)
 		}
-		p, err := c.scope(r).expr(x.Pred)
-		if err != nil {
-			return nil, err
+		return c.where(r, x.Pred)
+	case *syntax.As:
+		// Only when nothing refers to the name: the rows it names live in SQL.
+		if strings.Count(c.q.Src, x.Name) > 1 {
+			return nil, unsupported("as %s used later", x.Name)
 		}
-		if p.typ != table.Bool {
-			return nil, unsupported("where on %s", p.typ)
-		}
-		n := r.clone()
-		n.where = append(n.where, p.sql)
-		return n, nil
+		return r, nil
 	case *syntax.Extend:
 		return c.extend(r, x.Items)
 	case *syntax.Serialize:
@@ -68,10 +67,237 @@ func (c *compiler) op(r *rel, op syntax.Operator) (*rel, error) {
 		n := &rel{from: r.from, where: r.where, limit: -1}
 		n.cols = []column{{name: "Count", e: &sexpr{sql: "count(*)", typ: table.Long, notNull: true}}}
 		return c.group(n, nil), nil
+	case *syntax.MvExpand:
+		return c.mvExpand(r, x)
+	case *syntax.Union:
+		return c.union(r, x.Params, x.Tables, c.stageSchema)
 	case *syntax.Render:
 		return r, nil
 	}
 	return nil, unsupported("operator")
+}
+
+// mvExpand compiles mv-expand of one dynamic expression: an array gives a
+// row per element, a property bag a row per property (as a one-property
+// bag, in key order), a scalar itself, and null or [] no row.
+func (c *compiler) mvExpand(r *rel, x *syntax.MvExpand) (*rel, error) {
+	if len(x.Items) != 1 || x.Limit != nil || x.BagExpansion == "array" {
+		return nil, unsupported("mv-expand of several items, with a limit or as arrays")
+	}
+	it := x.Items[0]
+	if it.ToType != "" && it.ToType != table.Dynamic {
+		return nil, unsupported("mv-expand to typeof(%s)", it.ToType)
+	}
+	r = c.materialize(r)
+	v, err := c.scope(r).expr(it.Expr)
+	if err != nil {
+		return nil, err
+	}
+	if v.typ != table.Dynamic {
+		return nil, unsupported("mv-expand of %s", v.typ)
+	}
+	name := it.Name
+	if name == "" {
+		name = defaultName(it.Expr)
+	}
+	if name == "" {
+		return nil, unsupported("mv-expand of an unnamed expression")
+	}
+	list := c.d.Elements(v.sql)
+	if v.srep {
+		list = c.d.Elements(c.d.ToJSON(v.sql))
+	}
+	c.n++
+	cte := "s" + itoa(int64(c.n))
+	mv, mvi := c.d.Ident("__mv"+itoa(int64(c.n))), c.d.Ident("__mvi"+itoa(int64(c.n)))
+	sel := "*, unnest(" + list + ") AS " + mv
+	if x.WithItemIndex != "" {
+		sel += ", unnest(generate_series(0, len(" + list + ") - 1)) AS " + mvi
+	}
+	c.ctes = append(c.ctes, cte+" AS (SELECT "+sel+" FROM "+r.from+")")
+	n := &rel{from: cte, limit: -1, cols: slices.Clone(r.cols)}
+	ev := &sexpr{sql: "nullif(" + mv + ", 'null')", typ: table.Dynamic}
+	if i := n.find(name); i >= 0 {
+		n.cols[i] = column{name: name, e: ev}
+	} else {
+		n.cols = append(n.cols, column{name: name, e: ev})
+	}
+	if x.WithItemIndex != "" {
+		n.cols = append(n.cols, column{name: x.WithItemIndex, e: &sexpr{sql: mvi, typ: table.Long, notNull: true}})
+	}
+	return n, nil
+}
+
+// union compiles union (as an operator after first, or as a source when
+// first is nil) to UNION ALL. want is the evaluator's output schema: each
+// input gives each output column that it has (by the evaluator's naming,
+// Name_type when inputs disagree on a type) and NULL for the others.
+func (c *compiler) union(first *rel, params syntax.UnionParams, tables []syntax.Tabular, want []table.Column) (*rel, error) {
+	var ins []*rel
+	var names []string
+	if first != nil {
+		ins, names = append(ins, first), append(names, "union_arg0")
+	}
+	for _, t := range tables {
+		r, err := c.whole(t, len(c.q.Lets))
+		if err != nil {
+			return nil, err
+		}
+		ins = append(ins, r)
+		if ref, ok := t.(*syntax.TableRef); ok {
+			names = append(names, ref.Name)
+		} else {
+			names = append(names, "union_arg"+itoa(int64(len(names))))
+		}
+	}
+	types := map[string]map[table.Type]bool{}
+	for _, r := range ins {
+		for _, col := range r.cols {
+			if types[col.name] == nil {
+				types[col.name] = map[table.Type]bool{}
+			}
+			types[col.name][colType(col.e)] = true
+		}
+	}
+	outName := func(col column) string {
+		if len(types[col.name]) > 1 {
+			return col.name + "_" + string(colType(col.e))
+		}
+		return col.name
+	}
+	// Each output column: its type and representation over all inputs.
+	srep := make([]bool, len(want))
+	notNull := make([]bool, len(want))
+	for i := range want {
+		srep[i], notNull[i] = want[i].Type == table.Dynamic, true
+	}
+	pick := make([][]*sexpr, len(ins))
+	for k, r := range ins {
+		pick[k] = make([]*sexpr, len(want))
+		for i, w := range want {
+			if params.WithSource != "" && i == 0 {
+				continue
+			}
+			for _, col := range r.cols {
+				if outName(col) == w.Name {
+					if colType(col.e) != w.Type {
+						return nil, unsupported("union column %s of type %s", w.Name, colType(col.e))
+					}
+					pick[k][i] = col.e
+				}
+			}
+			e := pick[k][i]
+			srep[i] = srep[i] && e != nil && e.srep
+			notNull[i] = notNull[i] && e != nil && e.notNull
+		}
+	}
+	var parts []string
+	for k, r := range ins {
+		var sel []string
+		for i, w := range want {
+			var expr string
+			switch e := pick[k][i]; {
+			case params.WithSource != "" && i == 0:
+				expr = c.d.String(names[k])
+			case e == nil:
+				st, err := sqlTypeOf(w.Type)
+				if err != nil {
+					return nil, err
+				}
+				expr = c.d.Null(st)
+			case e.typ == table.Dynamic && e.srep && !srep[i]:
+				expr = c.d.ToJSON(e.sql)
+			default:
+				expr = e.sql
+			}
+			sel = append(sel, expr+" AS "+c.d.Ident(w.Name))
+		}
+		if len(sel) == 0 {
+			return nil, unsupported("union of no columns")
+		}
+		q := "SELECT " + strings.Join(sel, ", ") + " FROM " + r.from
+		if len(r.where) > 0 {
+			q += " WHERE " + strings.Join(r.where, " AND ")
+		}
+		if r.limit >= 0 || len(r.order) > 0 {
+			if r.limit < 0 {
+				r.order = nil // order does not matter inside a union
+			} else {
+				if len(r.order) > 0 {
+					q += " ORDER BY " + orderList(r.order)
+				}
+				q += " LIMIT " + itoa(r.limit)
+			}
+		}
+		parts = append(parts, "("+q+")")
+	}
+	c.n++
+	name := "s" + itoa(int64(c.n))
+	c.ctes = append(c.ctes, name+" AS ("+strings.Join(parts, " UNION ALL ")+")")
+	out := &rel{from: name, limit: -1}
+	for i, w := range want {
+		t := w.Type
+		e := &sexpr{sql: c.d.Ident(w.Name), typ: t, srep: srep[i], notNull: notNull[i]}
+		if t == table.Int {
+			e.typ, e.intType = table.Long, true
+		}
+		if params.WithSource != "" && i == 0 {
+			e.notNull = true
+		}
+		out.cols = append(out.cols, column{name: w.Name, e: e})
+	}
+	return out, nil
+}
+
+func colType(e *sexpr) table.Type {
+	if e.intType {
+		return table.Int
+	}
+	return e.typ
+}
+
+// where filters r by pred. When only some of its conjuncts translate, it
+// fails with the stage filtered by those (errUnsupported.partial).
+func (c *compiler) where(r *rel, pred syntax.Expr) (*rel, error) {
+	n := r.clone()
+	var failed error
+	for _, part := range conjuncts(pred) {
+		p, err := c.scope(r).expr(part)
+		if err == nil && p.typ == table.Dynamic {
+			// A dynamic true passes; anything else does not.
+			if p.srep {
+				p = boolExpr("FALSE")
+			} else {
+				p = boolExpr("coalesce(" + c.d.JSONKind(p.sql) + " = 'bool' AND " + p.sql + " = 'true', FALSE)")
+			}
+		}
+		if err == nil && p.typ != table.Bool {
+			err = unsupported("where on %s", p.typ)
+		}
+		if err != nil {
+			if failed == nil {
+				failed = err
+			}
+			continue
+		}
+		n.where = append(n.where, p.sql)
+	}
+	if failed != nil {
+		var u *errUnsupported
+		if errors.As(failed, &u) && len(n.where) > len(r.where) {
+			return nil, &errUnsupported{msg: u.msg, partial: n}
+		}
+		return nil, failed
+	}
+	return n, nil
+}
+
+// conjuncts splits "a and b and c".
+func conjuncts(e syntax.Expr) []syntax.Expr {
+	if b, ok := e.(*syntax.Binary); ok && b.Op == "and" {
+		return append(conjuncts(b.L), conjuncts(b.R)...)
+	}
+	return []syntax.Expr{e}
 }
 
 // count reads the constant row count of take and top.
@@ -98,14 +324,20 @@ func (c *compiler) extend(r *rel, items []syntax.Assign) (*rel, error) {
 		name := it.Name
 		if name == "" {
 			name = defaultName(it.Expr)
-			if name == "" {
-				return nil, unsupported("extend of an unnamed expression")
-			}
+		}
+		if name == "" && len(c.stageSchema) > len(n.cols) {
+			name = c.stageSchema[len(n.cols)].Name // the evaluator's ColumnN
+		}
+		if name == "" {
+			return nil, unsupported("extend of an unnamed expression")
 		}
 		if i := n.find(name); i >= 0 {
 			n.cols[i] = column{name: name, e: e}
 		} else {
 			n.cols = append(n.cols, column{name: name, e: e})
+		}
+		if len(e.sql) > cheapSQL && e.fields == nil {
+			n = c.materialize(n) // later items and stages refer to it by name
 		}
 	}
 	return n, nil
@@ -114,17 +346,17 @@ func (c *compiler) extend(r *rel, items []syntax.Assign) (*rel, error) {
 func (c *compiler) project(r *rel, x *syntax.Project) (*rel, error) {
 	n := r.clone()
 	n.cols = nil
-	for _, it := range x.Items {
+	for i, it := range x.Items {
 		e, err := c.scope(r).expr(it.Expr)
 		if err != nil {
 			return nil, err
 		}
 		name := it.Name
+		if name == "" && len(c.stageSchema) == len(x.Items) {
+			name = c.stageSchema[i].Name // the evaluator's name for it
+		}
 		if name == "" {
-			name = defaultName(it.Expr)
-			if name == "" {
-				return nil, unsupported("project of an unnamed expression")
-			}
+			return nil, unsupported("project of an unnamed expression")
 		}
 		if n.find(name) >= 0 {
 			return nil, unsupported("duplicate column %s", name)
@@ -285,7 +517,7 @@ func (c *compiler) group(n *rel, keys []string) *rel {
 	out := &rel{from: name, limit: -1}
 	for _, col := range n.cols {
 		sel = append(sel, col.e.sql+" AS "+c.d.Ident(col.name))
-		out.cols = append(out.cols, column{name: col.name, e: col.e.derived(name + "." + c.d.Ident(col.name))})
+		out.cols = append(out.cols, column{name: col.name, e: col.e.derived(c.d.Ident(col.name))})
 	}
 	q := "SELECT " + strings.Join(sel, ", ") + " FROM " + n.from
 	if len(n.where) > 0 {
