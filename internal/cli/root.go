@@ -153,6 +153,7 @@ func newRoot(g *Globals) *cobra.Command {
 		newAlertsCmd(g),
 		newIngestCmd(g),
 		newHuntCmd(g),
+		newStoreCmd(g),
 		newServeCmd(g),
 		newConfigCmd(g),
 		newCollectCmd(g),
