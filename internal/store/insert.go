@@ -234,7 +234,11 @@ func dropRepeats(events []audit.Event, rows [][]driver.Value) [][]driver.Value {
 	out := rows[:0]
 	for i := range events {
 		e := &events[i]
-		k := key{e.Time.Truncate(time.Microsecond).UnixNano(), e.Cluster, e.Stage, DedupKey(e)}
+		stage := "\x01" // absent, which SQL tells from ""
+		if e.Has(audit.FieldStage) {
+			stage = e.Stage
+		}
+		k := key{e.Time.Truncate(time.Microsecond).UnixNano(), e.Cluster, stage, DedupKey(e)}
 		if _, dup := seen[k]; dup {
 			continue
 		}

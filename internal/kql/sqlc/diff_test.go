@@ -40,6 +40,8 @@ type harness struct {
 	st  *store.Store
 	src *eval.MemSource
 	cat memCatalog
+	// lastStop is why the last compared query did not translate entirely.
+	lastStop string
 }
 
 func sqlType(t table.Type) string {
@@ -224,6 +226,7 @@ func (h *harness) compare(t *testing.T, text string) string {
 	if got.err != nil {
 		t.Fatalf("compiled query fails: %v", got.err)
 	}
+	h.lastStop = got.plan.Stopped
 	if diff := cmp.Diff(want.cols, got.cols); diff != "" {
 		t.Errorf("columns differ (-evaluator +compiled):\n%s\nSQL: %s", diff, got.plan.SQL)
 	}
