@@ -97,6 +97,9 @@ func Compile(ctx context.Context, q *syntax.Query, cat Catalog, d Dialect, opts 
 		// evaluator's scans push their filters down themselves.
 		return &Plan{Rest: q, Stopped: stopped, Now: c.now}, nil
 	}
+	if done < len(ops) {
+		r = prune(r, ops[done:], q.Src[ops[done].Pos().Offset:])
+	}
 	plan := c.finish(r)
 	plan.Stopped = stopped
 	plan.Now = c.now
@@ -109,6 +112,65 @@ func Compile(ctx context.Context, q *syntax.Query, cat Catalog, d Dialect, opts 
 		plan.Ordered = false
 	}
 	return plan, nil
+}
+
+// prune drops the columns that the evaluator's part (rest, whose text is
+// text) never reads, so that SQL does not compute them (a whole
+// RawEventData, say) for every row it hands over. It prunes only when the
+// rest ends in an operator that chooses its columns (project, summarize,
+// count, distinct of columns), reached through operators that read
+// columns only by name; a column counts as read when its name appears as
+// a word anywhere in the text.
+func prune(r *rel, rest []syntax.Operator, text string) *rel {
+	if strings.Contains(text, "*") || strings.Contains(text, "pack_all") {
+		return r
+	}
+	closed := false
+scan:
+	for _, op := range rest {
+		switch x := op.(type) {
+		case *syntax.Project, *syntax.Summarize, *syntax.Count:
+			closed = true
+			break scan
+		case *syntax.Distinct:
+			closed = !x.All
+			break scan
+		case *syntax.Where, *syntax.Extend, *syntax.MvExpand, *syntax.ParseOp, *syntax.Sort,
+			*syntax.Top, *syntax.Take, *syntax.Serialize, *syntax.ProjectRename, *syntax.Render:
+		default:
+			break scan
+		}
+	}
+	if !closed {
+		return r
+	}
+	n := r.clone()
+	n.cols = nil
+	for _, col := range r.cols {
+		if wordIn(text, col.name) {
+			n.cols = append(n.cols, col)
+		}
+	}
+	return n
+}
+
+// wordIn reports whether name occurs in text, not inside a longer name.
+func wordIn(text, name string) bool {
+	isName := func(b byte) bool {
+		return b == '_' || 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9'
+	}
+	for i := 0; ; {
+		j := strings.Index(text[i:], name)
+		if j < 0 {
+			return false
+		}
+		j += i
+		end := j + len(name)
+		if (j == 0 || !isName(text[j-1])) && (end == len(text) || !isName(text[end])) {
+			return true
+		}
+		i = j + 1
+	}
 }
 
 // stages compiles ops over r, the stage of src, as far as they translate.
