@@ -262,6 +262,9 @@ func (r *Rule) validate() error {
 
 var placeholderRE = regexp.MustCompile(`\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}`)
 
+// QueryText is the rule's query with its params filled in.
+func (r *Rule) QueryText() string { return r.expandParams(r.Query) }
+
 // expandParams replaces {{name}} in the query with the rule's params.
 func (r *Rule) expandParams(q string) string {
 	return placeholderRE.ReplaceAllStringFunc(q, func(m string) string {

@@ -184,6 +184,14 @@ func Collect(ctx context.Context, st *store.Store, opts store.SourceOptions, que
 	return res, warns, cur.Err()
 }
 
+func explainPlan(ctx context.Context, st *store.Store, query string, now time.Time) (*sqlc.Plan, error) {
+	q, _, err := syntax.Parse(query)
+	if err != nil {
+		return nil, err
+	}
+	return Compile(ctx, st, store.SourceOptions{}, q, now)
+}
+
 // Explain describes how a query runs: the SQL, and the part the evaluator
 // runs (as KQL, from where translation stopped) with the reason.
 func Explain(ctx context.Context, st *store.Store, opts store.SourceOptions, query string, now time.Time) (string, error) {

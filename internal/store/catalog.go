@@ -67,8 +67,10 @@ func dstr(name, sql string) *sqlc.Column {
 	return &sqlc.Column{Name: name, Type: table.Dynamic, SQL: sql, StringRep: true}
 }
 
+// dyn is a dynamic value the store keeps as JSON text in a column; a
+// member that was null is kept as 'null', which is null to queries.
 func dyn(name, sql string, fields ...*sqlc.Column) *sqlc.Column {
-	c := &sqlc.Column{Name: name, Type: table.Dynamic, SQL: sql}
+	c := &sqlc.Column{Name: name, Type: table.Dynamic, SQL: "nullif(" + sql + ", 'null')"}
 	if len(fields) > 0 {
 		c.Fields = map[string]*sqlc.Column{}
 		for _, f := range fields {
@@ -148,7 +150,7 @@ var views = map[string][]*sqlc.Column{
 			"Annotations": dyn("Annotations", "annotations"), "AzureResourceId": dstr("AzureResourceId", "nullif(cluster_resource_id, '')"),
 			"principaloid": dstr("principaloid", "principal_oid"),
 		}},
-		dyn("AdditionalFields", "CAST(json_object('Cluster', cluster) AS VARCHAR)"),
+		{Name: "AdditionalFields", Type: table.Dynamic, SQL: "CAST(json_object('Cluster', cluster) AS VARCHAR)"},
 	},
 	audit.AKSAudit: {
 		col("TimeGenerated", table.DateTime, "time"), str("Level", "level"), str("AuditId", "audit_id"),

@@ -76,7 +76,7 @@ func row(e *audit.Event) []driver.Value {
 	v[21], v[22] = optTime(r.RequestReceived), optTime(r.StageTimestamp)
 	for i, b := range [][]byte{r.User, r.ImpersonatedUser, r.SourceIPs, r.ObjectRef, r.ResponseStatus,
 		r.RequestObject, r.ResponseObject, r.Annotations, r.Extra} {
-		if b != nil && string(b) != "null" {
+		if b != nil { // "null" too: RawEventData keeps a member whose value is null
 			// The appender copies the bytes; b lives until it has.
 			v[23+i] = unsafe.String(unsafe.SliceData(b), len(b))
 		}

@@ -88,7 +88,7 @@ CREATE TABLE IF NOT EXISTS events (
 	code                BIGINT,      -- responseStatus.code
 	request_received    TIMESTAMP,   -- requestReceivedTimestamp, parsed
 	stage_timestamp     TIMESTAMP,   -- stageTimestamp, parsed
-	"user"              VARCHAR,     -- the JSON members as compact JSON text; NULL when absent or null
+	"user"              VARCHAR,     -- the JSON members as compact JSON text ('null' for null); NULL when absent
 	impersonated_user   VARCHAR,
 	source_ips          VARCHAR,
 	object_ref          VARCHAR,

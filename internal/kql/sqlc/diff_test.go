@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -122,7 +121,7 @@ func (h *harness) evaluate(q *syntax.Query) outcome {
 	if err != nil {
 		return outcome{err: err}
 	}
-	return outcome{cols: res.Columns, rows: canonRows(res.Rows)}
+	return outcome{cols: res.Columns, rows: kqltest.CanonRows(res.Rows)}
 }
 
 func (h *harness) compiled(q *syntax.Query) outcome {
@@ -150,61 +149,7 @@ func (h *harness) compiled(q *syntax.Query) outcome {
 	if err := res.Err(); err != nil {
 		return outcome{err: fmt.Errorf("%w\nSQL: %s", err, plan.SQL), plan: plan}
 	}
-	return outcome{cols: res.Columns, rows: canonRows(rows), plan: plan}
-}
-
-// canonRows renders rows for comparison, in sorted order: the compiled
-// path does not promise the evaluator's row order, and make_set and
-// make_list do not promise an element order either, so arrays are
-// compared as sorted too.
-func canonRows(rows [][]any) []string {
-	out := make([]string, len(rows))
-	for i, r := range rows {
-		parts := make([]string, len(r))
-		for j, v := range r {
-			parts[j] = canon(v)
-		}
-		out[i] = strings.Join(parts, " | ")
-	}
-	sort.Strings(out)
-	return out
-}
-
-func canon(v any) string {
-	switch x := v.(type) {
-	case nil:
-		return "null"
-	case time.Time:
-		return x.UTC().Format(time.RFC3339Nano)
-	case time.Duration:
-		return "ts:" + x.String()
-	case float64:
-		if x == math.Trunc(x) && math.Abs(x) < 1e15 {
-			return fmt.Sprintf("%.0f", x)
-		}
-		return fmt.Sprintf("%.10g", x)
-	case string:
-		return fmt.Sprintf("%q", x)
-	case []any:
-		parts := make([]string, len(x))
-		for i, e := range x {
-			parts[i] = canon(e)
-		}
-		sort.Strings(parts)
-		return "[" + strings.Join(parts, ",") + "]"
-	case map[string]any:
-		keys := make([]string, 0, len(x))
-		for k := range x {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		parts := make([]string, len(keys))
-		for i, k := range keys {
-			parts[i] = fmt.Sprintf("%q:%s", k, canon(x[k]))
-		}
-		return "{" + strings.Join(parts, ",") + "}"
-	}
-	return fmt.Sprintf("%T:%v", v, v)
+	return outcome{cols: res.Columns, rows: kqltest.CanonRows(rows), plan: plan}
 }
 
 // compare runs a query on both paths and reports any difference. It

@@ -166,7 +166,7 @@ func (s *scope) call(call *syntax.Call) (*sexpr, error) {
 		var b strings.Builder
 		b.WriteString("CASE")
 		for i, x := range a {
-			if x.typ != t || x.srep != a[0].srep || x.intType != a[0].intType || (t == table.Dynamic && !x.srep) {
+			if x.typ != t || x.srep != a[0].srep || x.intType != a[0].intType {
 				return nil, unsupported("coalesce of %s", x.typ)
 			}
 			if i == len(a)-1 {
@@ -174,8 +174,11 @@ func (s *scope) call(call *syntax.Call) (*sexpr, error) {
 				break
 			}
 			test := x.sql + " IS NOT NULL"
-			if t == table.String || x.srep {
+			switch {
+			case t == table.String || x.srep:
 				test = "coalesce(" + x.sql + " <> '', FALSE)"
+			case t == table.Dynamic:
+				test = "coalesce(" + x.sql + " <> '\"\"', FALSE)" // a JSON "" is skipped too
 			}
 			b.WriteString(" WHEN " + test + " THEN " + x.sql)
 		}
@@ -244,6 +247,72 @@ func (s *scope) call(call *syntax.Call) (*sexpr, error) {
 			return &sexpr{sql: d.ToJSON(a[0].sql), typ: table.Dynamic}, nil
 		}
 		return nil, unsupported("%s of %s", name, a[0].typ)
+	case "tobool", "toboolean":
+		switch a[0].typ {
+		case table.Bool:
+			return a[0], nil
+		case table.Long, table.Real:
+			return &sexpr{sql: "(" + a[0].sql + " <> 0)", typ: table.Bool}, nil
+		case table.String, table.Dynamic:
+			// true and false, any case, 1 and 0 (and JSON numbers, non-zero is true)
+			txt := a[0].sql
+			num := ""
+			if a[0].typ == table.Dynamic && !a[0].srep {
+				txt = s.dynText(a[0])
+				num = "WHEN " + d.JSONKind(a[0].sql) + " = 'number' THEN " + d.CastTry(a[0].sql, sqlDouble) + " <> 0 "
+			}
+			t := "lower(trim(" + txt + "))"
+			return &sexpr{sql: "CASE " + num + "WHEN " + t + " IN ('true', '1') THEN TRUE WHEN " + t + " IN ('false', '0') THEN FALSE END", typ: table.Bool}, nil
+		}
+		return nil, unsupported("tobool of %s", a[0].typ)
+	case "extract_all":
+		if len(a) != 2 || !a[0].isConst || a[0].typ != table.String {
+			return nil, unsupported("extract_all() form")
+		}
+		re, err := regexp.Compile(a[0].val.(string))
+		if err != nil || re.NumSubexp() > 1 {
+			return nil, unsupported("extract_all() of several groups")
+		}
+		t, err := s.text(a[1])
+		if err != nil {
+			return nil, err
+		}
+		l := "regexp_extract_all(" + t + ", " + d.String(a[0].val.(string)) + ", " + itoa(int64(re.NumSubexp())) + ")"
+		// No match is null, as in the evaluator.
+		return &sexpr{sql: "CASE WHEN len(" + l + ") > 0 THEN " + d.ToJSON(l) + " END", typ: table.Dynamic}, nil
+	case "split":
+		if len(a) != 2 || !a[1].isConst || a[1].typ != table.String || a[1].val.(string) == "" {
+			return nil, unsupported("split() form")
+		}
+		t, err := s.text(a[0])
+		if err != nil {
+			return nil, err
+		}
+		return &sexpr{sql: d.ToJSON("string_split(" + t + ", " + a[1].sql + ")"), typ: table.Dynamic, notNull: true}, nil
+	case "strcat_array", "array_strcat":
+		if a[0].typ != table.Dynamic || a[0].srep {
+			return nil, unsupported("%s of %s", name, a[0].typ)
+		}
+		delim, err := s.text(a[1])
+		if err != nil {
+			return nil, err
+		}
+		elems := "list_transform(" + d.Elements(a[0].sql) + ", e -> coalesce(" + d.JSONText("nullif(e, 'null')") + ", ''))"
+		return &sexpr{sql: "CASE WHEN " + d.JSONKind(a[0].sql) + " = 'array' THEN array_to_string(" + elems + ", " + delim + ") ELSE '' END",
+			typ: table.String, notNull: true}, nil
+	case "replace_string":
+		if !a[1].isConst || a[1].typ != table.String || a[1].val.(string) == "" {
+			return nil, unsupported("replace_string() of a computed lookup")
+		}
+		t, err := s.text(a[0])
+		if err != nil {
+			return nil, err
+		}
+		r, err := s.text(a[2])
+		if err != nil {
+			return nil, err
+		}
+		return &sexpr{sql: "replace(" + t + ", " + a[1].sql + ", " + r + ")", typ: table.String, notNull: true}, nil
 	case "gettype":
 		return nil, unsupported("gettype")
 	}
