@@ -63,6 +63,9 @@ type MigrateOptions struct {
 	// BatchSize is the number of events per transaction; 0 means
 	// DefaultMigrateBatch. Memory grows with it, not with the data.
 	BatchSize int
+	// BatchBytes bounds a batch's event JSON too, whichever bound comes
+	// first; 0 means IngestBatchBytes.
+	BatchBytes int
 	// Progress, when not nil, is called before the first batch and after
 	// each one with the rows migrated so far (including those of an
 	// earlier, interrupted run) and the rows of the legacy file.
@@ -116,9 +119,12 @@ func (s *Store) MigrateLegacy(ctx context.Context, path string, opts MigrateOpti
 	if fi.IsDir() {
 		return st, fmt.Errorf("migrate %s: is a directory", path)
 	}
-	batch := opts.BatchSize
+	batch, batchBytes := opts.BatchSize, opts.BatchBytes
 	if batch <= 0 {
 		batch = DefaultMigrateBatch
+	}
+	if batchBytes <= 0 {
+		batchBytes = IngestBatchBytes
 	}
 	fail := func(err error) (MigrateStats, error) {
 		st.Duration = time.Since(start)
@@ -203,31 +209,62 @@ func (s *Store) MigrateLegacy(ctx context.Context, path string, opts MigrateOpti
 		opts.Progress(done, st.Events)
 	}
 
-	events := make([]audit.Event, 0, batch)
-	for tables == 1 {
-		var last int64
-		events, last, err = readLegacyBatch(ctx, tx, prog.LastID, batch, events[:0])
-		if err != nil {
-			return fail(err)
+	// The next batch is read while one is inserted: reading and parsing
+	// is a fair share of the work.
+	type legacyBatch struct {
+		events []audit.Event
+		last   int64
+		err    error
+	}
+	rctx, stopReading := context.WithCancel(ctx)
+	batches := make(chan legacyBatch, 1)
+	go func() {
+		defer close(batches)
+		after := prog.LastID
+		for tables == 1 {
+			events, last, err := readLegacyBatch(rctx, tx, after, batch, batchBytes, make([]audit.Event, 0, min(batch, 4096)))
+			if len(events) == 0 && err == nil {
+				return
+			}
+			select {
+			case batches <- legacyBatch{events, last, err}:
+			case <-rctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+			after = last
 		}
-		if len(events) == 0 {
-			break
+	}()
+	insertAll := func() error {
+		for b := range batches {
+			if b.err != nil {
+				return b.err
+			}
+			n, d, err := s.InsertBatch(ctx, b.events)
+			if err != nil {
+				return err
+			}
+			prog.LastID = b.last
+			prog.Stored += int64(n)
+			prog.Duplicates += int64(d)
+			if err := s.setLegacyProgress(ctx, prog); err != nil {
+				return err
+			}
+			done += int64(len(b.events))
+			if opts.Progress != nil {
+				opts.Progress(done, st.Events)
+			}
 		}
-		n, d, err := s.InsertBatch(ctx, events)
-		if err != nil {
-			return fail(err)
-		}
-		prog.LastID = last
-		prog.Stored += int64(n)
-		prog.Duplicates += int64(d)
-		if err := s.setLegacyProgress(ctx, prog); err != nil {
-			return fail(err)
-		}
-		done += int64(len(events))
-		if opts.Progress != nil {
-			opts.Progress(done, st.Events)
-		}
-		clear(events) // let the batch's JSON go
+		return ctx.Err() // the reader stops early only when cancelled
+	}
+	err = insertAll()
+	stopReading()
+	for range batches { //nolint:revive // wait for the reader to let go of tx
+	}
+	if err != nil {
+		return fail(err)
 	}
 	if err := tx.Rollback(); err != nil {
 		return fail(err)
@@ -334,16 +371,17 @@ func legacyFingerprint(ctx context.Context, tx *sql.Tx) (string, error) {
 }
 
 // readLegacyBatch appends the events of up to n rows after id afterID to
-// events, and returns them with the last row's id.
-func readLegacyBatch(ctx context.Context, tx *sql.Tx, afterID int64, n int, events []audit.Event) ([]audit.Event, int64, error) {
+// events, stopping early once they hold maxBytes of JSON, and returns them
+// with the last row's id.
+func readLegacyBatch(ctx context.Context, tx *sql.Tx, afterID int64, n, maxBytes int, events []audit.Event) ([]audit.Event, int64, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT id, time, cluster, cluster_resource_id, raw
 		FROM events WHERE id > ? ORDER BY id LIMIT ?`, afterID, n)
 	if err != nil {
 		return events, 0, err
 	}
 	defer rows.Close()
-	last := afterID
-	for rows.Next() {
+	last, size := afterID, 0
+	for size < maxBytes && rows.Next() {
 		var id int64
 		var tm sql.NullInt64
 		var cluster, resID sql.NullString
@@ -360,7 +398,7 @@ func readLegacyBatch(ctx context.Context, tx *sql.Tx, afterID int64, n int, even
 			e.Time = time.Unix(0, tm.Int64).UTC()
 		}
 		events = append(events, e)
-		last = id
+		last, size = id, size+len(raw)
 	}
 	return events, last, rows.Err()
 }
