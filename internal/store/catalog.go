@@ -104,7 +104,9 @@ const actionTypeSQL = `('Kubernetes' || CASE WHEN verb IS NULL OR verb = '' THEN
 
 // rawEventDataSQL rebuilds CloudAuditEvents.RawEventData: the event's
 // members under their PascalCase keys, the cluster's resource id and the
-// principal's object id.
+// principal's object id. It is written as text: the members are JSON
+// already, and the keys of extra never collide with the others (see
+// audit.Record), so nothing is parsed.
 var rawEventDataSQL = func() string {
 	members := [][2]string{
 		{"Kind", "to_json(kind)"}, {"ApiVersion", "to_json(api_version)"}, {"Level", "to_json(level)"},
@@ -115,12 +117,12 @@ var rawEventDataSQL = func() string {
 		{"ResponseObject", "response_object"}, {"Annotations", "annotations"},
 		{"AzureResourceId", "to_json(nullif(cluster_resource_id, ''))"}, {"principaloid", "to_json(principal_oid)"},
 	}
-	var parts []string
+	parts := make([]string, 0, len(members)+1)
 	for _, m := range members {
-		parts = append(parts, "{'k': '"+m[0]+"', 'v': json("+m[1]+")}")
+		parts = append(parts, `'"`+m[0]+`":' || CAST(`+m[1]+" AS VARCHAR)")
 	}
-	return "CAST(json_merge_patch(to_json(map_from_entries(list_filter([" + strings.Join(parts, ", ") +
-		"], x -> x.v IS NOT NULL))), json(coalesce(extra, '{}'))) AS VARCHAR)"
+	parts = append(parts, "nullif(substring(extra, 2, length(extra) - 2), '')")
+	return "'{' || concat_ws(',', " + strings.Join(parts, ", ") + ") || '}'"
 }()
 
 var views = map[string][]*sqlc.Column{
