@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -150,18 +151,18 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("store: open %s: %w", path, cleanErr(err))
+		return nil, openErr(path, err)
 	}
 	s := &Store{path: path, conn: conn, db: sql.OpenDB(conn), ro: opts.ReadOnly}
 	if !opts.ReadOnly {
 		if _, err := s.db.ExecContext(ctx, schemaSQL); err != nil {
 			s.Close()
-			return nil, fmt.Errorf("store: open %s: %w", path, cleanErr(err))
+			return nil, openErr(path, err)
 		}
 		var max sql.NullTime
 		if err := s.db.QueryRowContext(ctx, "SELECT max(time) FROM events").Scan(&max); err != nil {
 			s.Close()
-			return nil, fmt.Errorf("store: open %s: %w", path, cleanErr(err))
+			return nil, openErr(path, err)
 		}
 		if max.Valid {
 			s.maxTime = max.Time.UTC()
@@ -205,6 +206,16 @@ func (s *Store) Count(ctx context.Context) (int64, error) {
 	var n int64
 	err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM events").Scan(&n)
 	return n, err
+}
+
+var lockHolderRE = regexp.MustCompile(`Conflicting lock is held in (.*?) \(PID (\d+)\)`)
+
+// openErr explains why the database could not be opened, in one line.
+func openErr(path string, err error) error {
+	if m := lockHolderRE.FindStringSubmatch(err.Error()); m != nil {
+		return fmt.Errorf("store: %s is in use by another process (%s, PID %s); only one kdfir process can use the event store at a time", path, filepath.Base(m[1]), m[2])
+	}
+	return fmt.Errorf("store: open %s: %w", path, cleanErr(err))
 }
 
 // quote quotes a SQL string literal.
