@@ -23,8 +23,9 @@ type Record struct {
 	// requestURI, verb, userAgent, as the views render them.
 	Kind, APIVersion, Level, AuditID, Stage, RequestURI, Verb, UserAgent string
 	// Strs has a bit set for each string member that is present and not
-	// null, in the order above (1<<0 kind ... 1<<7 userAgent).
-	Strs uint8
+	// null, in the order above (1<<0 kind ... 1<<7 userAgent); NullStrs
+	// one for each that is present with a null value.
+	Strs, NullStrs uint8
 
 	// The JSON members, compact: user, impersonatedUser, sourceIPs,
 	// objectRef, responseStatus, requestObject, responseObject,
@@ -113,6 +114,7 @@ func (r *Record) setStr(v []byte, bit uint8) string {
 	switch jsonKind(v) {
 	case 'z':
 		r.Strs &^= bit
+		r.NullStrs |= bit
 		return ""
 	case 's':
 		r.Strs |= bit

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
@@ -117,9 +118,18 @@ var rawEventDataSQL = func() string {
 		{"ResponseObject", "response_object"}, {"Annotations", "annotations"},
 		{"AzureResourceId", "to_json(nullif(cluster_resource_id, ''))"}, {"principaloid", "to_json(principal_oid)"},
 	}
+	// The string members, which may have been null: their bits in null_strs.
+	nullBits := map[string]uint8{
+		"Kind": audit.StrKind, "ApiVersion": audit.StrAPIVersion, "Level": audit.StrLevel, "AuditId": audit.StrAuditID,
+		"Stage": audit.StrStage, "RequestURI": audit.StrRequestURI, "Verb": audit.StrVerb, "UserAgent": audit.StrUserAgent,
+	}
 	parts := make([]string, 0, len(members)+1)
 	for _, m := range members {
-		parts = append(parts, `'"`+m[0]+`":' || CAST(`+m[1]+" AS VARCHAR)")
+		v := "CAST(" + m[1] + " AS VARCHAR)"
+		if bit, ok := nullBits[m[0]]; ok {
+			v = fmt.Sprintf("coalesce(%s, CASE WHEN null_strs & %d <> 0 THEN 'null' END)", v, bit)
+		}
+		parts = append(parts, `'"`+m[0]+`":' || `+v)
 	}
 	parts = append(parts, "nullif(substring(extra, 2, length(extra) - 2), '')")
 	return "'{' || concat_ws(',', " + strings.Join(parts, ", ") + ") || '}'"

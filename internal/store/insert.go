@@ -24,7 +24,7 @@ var columns = []string{
 	"stage", "request_uri", "verb", "user_agent", "username", "principal_oid", "source_ip",
 	"resource", "subresource", "namespace", "name", "api_group", "code", "request_received",
 	"stage_timestamp", "user", "impersonated_user", "source_ips", "object_ref", "response_status",
-	"request_object", "response_object", "annotations", "extra",
+	"request_object", "response_object", "annotations", "extra", "null_strs",
 }
 
 // DedupKey is the key that tells two copies of an event apart from two
@@ -80,6 +80,9 @@ func row(e *audit.Event) []driver.Value {
 			// The appender copies the bytes; b lives until it has.
 			v[23+i] = unsafe.String(unsafe.SliceData(b), len(b))
 		}
+	}
+	if r.NullStrs != 0 {
+		v[32] = r.NullStrs
 	}
 	return v
 }

@@ -97,7 +97,8 @@ CREATE TABLE IF NOT EXISTS events (
 	request_object      VARCHAR USING COMPRESSION zstd,
 	response_object     VARCHAR USING COMPRESSION zstd,
 	annotations         VARCHAR,
-	extra               VARCHAR USING COMPRESSION zstd -- other members, keyed as in RawEventData
+	extra               VARCHAR USING COMPRESSION zstd, -- other members, keyed as in RawEventData
+	null_strs           UTINYINT     -- the string members (kind ... userAgent) present with a null value (audit.Record.NullStrs)
 );
 CREATE TABLE IF NOT EXISTS store_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
 `
@@ -136,13 +137,15 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if opts.Threads > 0 {
 		settings = append(settings, fmt.Sprintf("SET threads = %d", opts.Threads))
 	}
-	// The newest storage format: zstd and dictionary-FSST string
-	// compression need it.
-	dsn := path + "?storage_compatibility_version=latest"
+	// The file is attached to an in-memory database, so that its path is
+	// a SQL string (any character goes), in the newest storage format
+	// (zstd and dictionary-FSST string compression need it).
+	attach := "ATTACH IF NOT EXISTS " + quote(path) + " AS ev (STORAGE_VERSION 'latest'"
 	if opts.ReadOnly {
-		dsn += "&access_mode=READ_ONLY"
+		attach += ", READ_ONLY"
 	}
-	conn, err := duckdb.NewConnector(dsn, func(execer driver.ExecerContext) error {
+	settings = append(settings, attach+")", "USE ev")
+	conn, err := duckdb.NewConnector("", func(execer driver.ExecerContext) error {
 		for _, q := range settings {
 			if _, err := execer.ExecContext(ctx, q, nil); err != nil {
 				return fmt.Errorf("%s: %w", q, err)
