@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/kdfir/kdfir/internal/kql/table"
@@ -32,9 +33,13 @@ func (b *batchSource) Schema(_ context.Context, name string) ([]table.Column, er
 }
 
 func (b *batchSource) Scan(ctx context.Context, req table.ScanRequest) (table.Rows, error) {
-	m, err := NewMapper(req.Table)
+	m, err := NewColumnMapper(req.Table, req.Columns)
 	if err != nil {
 		return nil, err
+	}
+	cacheKey := req.Table
+	if req.Columns != nil {
+		cacheKey += "\x00" + strings.Join(req.Columns, "\x00")
 	}
 	var checks []func(*Event) bool
 	for _, f := range req.Filters {
@@ -43,10 +48,10 @@ func (b *batchSource) Scan(ctx context.Context, req table.ScanRequest) (table.Ro
 		}
 	}
 	b.mu.Lock()
-	rows := b.cache[req.Table]
+	rows := b.cache[cacheKey]
 	if rows == nil {
 		rows = make([][]any, len(b.events))
-		b.cache[req.Table] = rows
+		b.cache[cacheKey] = rows
 	}
 	b.mu.Unlock()
 	return &batchRows{ctx: ctx, src: b, rows: rows, m: m, checks: checks, i: -1}, nil

@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"testing"
 
 	"github.com/kdfir/kdfir/internal/kql/table"
@@ -76,5 +77,36 @@ func TestBatchSourceFiltersAreSafe(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestColumnMapper checks that a Mapper narrowed to some columns fills
+// them exactly as the full Mapper does, and leaves the others nil.
+func TestColumnMapper(t *testing.T) {
+	raw := []byte(`{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"RequestResponse","auditID":"a1","stage":"ResponseComplete","requestURI":"/api/v1/namespaces/ns/pods","verb":"create","user":{"username":"alice","extra":{"oid":["6f1c2b7e-93a4-4c1e-8f0a-2d4b5c6e7f80"]}},"sourceIPs":["10.0.0.1"],"userAgent":"kubectl/v1.30","objectRef":{"resource":"pods","namespace":"ns","name":"p"},"responseStatus":{"code":201},"requestObject":{"spec":{"containers":[{"name":"c"}]}},"stageTimestamp":"2025-05-31T12:00:00.000001Z"}`)
+	e, err := ParseEvent(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Cluster, e.ClusterResourceID = "c1", "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/aks1"
+	for _, name := range Tables() {
+		cols, _ := Schema(name)
+		full, _ := NewMapper(name)
+		want := append([]any(nil), full.Row(&e)...)
+		for i, c := range cols {
+			m, err := NewColumnMapper(name, []string{c.Name})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := m.Row(&e)
+			if !reflect.DeepEqual(got[i], want[i]) {
+				t.Errorf("%s.%s = %#v narrowed, %#v in full", name, c.Name, got[i], want[i])
+			}
+		}
+	}
+	m, _ := NewColumnMapper(KubeAudit, []string{"verb"})
+	row := m.Row(&e)
+	if row[6] != "create" || row[13] != nil {
+		t.Errorf("narrowed to verb: verb = %v, requestObject = %v (want create, nil)", row[6], row[13])
 	}
 }

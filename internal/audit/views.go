@@ -107,6 +107,7 @@ func Schema(name string) ([]table.Column, error) {
 type Mapper struct {
 	table string
 	row   []any
+	keys  map[string]bool // the event members to decode; nil for all
 }
 
 // NewMapper returns a Mapper for a table.
@@ -118,11 +119,66 @@ func NewMapper(name string) (*Mapper, error) {
 	return &Mapper{table: name, row: make([]any, len(cols))}, nil
 }
 
+// NewColumnMapper returns a Mapper that fills only the given columns of a
+// table (nil: all of them), decoding only the event members they show;
+// the other columns are nil.
+func NewColumnMapper(name string, columns []string) (*Mapper, error) {
+	m, err := NewMapper(name)
+	if err != nil || columns == nil {
+		return m, err
+	}
+	m.keys = map[string]bool{}
+	for _, c := range columns {
+		keys, ok := memberKeys[name][c]
+		if !ok {
+			if name == CloudAuditEvents && c == "RawEventData" {
+				m.keys = nil // every member
+				return m, nil
+			}
+			keys = []string{c} // KubeAudit: a column is the member of its name
+		}
+		for _, k := range keys {
+			m.keys[k] = true
+		}
+	}
+	return m, nil
+}
+
+// memberKeys gives the event members a column shows, where it is not the
+// member of the column's own name.
+var memberKeys = map[string]map[string][]string{
+	KubeAudit: {"Cluster": nil, "ClusterResourceId": nil},
+	CloudAuditEvents: {
+		"Timestamp": nil, "TimeGenerated": nil, "ReportId": {"auditID"}, "DataSource": nil,
+		"ActionType": {"verb"}, "OperationName": {"verb"}, "AzureResourceId": nil, "ResourceId": nil,
+		"IPAddress": {"sourceIPs"}, "UserAgent": {"userAgent"}, "Cluster": nil, "AdditionalFields": nil,
+	},
+	AKSAudit: {
+		"TimeGenerated": nil, "Level": {"level"}, "AuditId": {"auditID"}, "Stage": {"stage"},
+		"RequestUri": {"requestURI"}, "Verb": {"verb"}, "User": {"user"}, "SourceIps": {"sourceIPs"},
+		"UserAgent": {"userAgent"}, "ObjectRef": {"objectRef"}, "ResponseStatus": {"responseStatus"},
+		"RequestObject": {"requestObject"}, "ResponseObject": {"responseObject"}, "Annotations": {"annotations"},
+		"RequestReceivedTime": {"requestReceivedTimestamp"}, "StageReceivedTime": {"stageTimestamp"},
+		"_ResourceId": nil, "Cluster": nil, "Type": nil,
+	},
+}
+
 // Row maps e to a row. It reads only e.Raw (which must be a valid event
 // object, as from ParseEvent), e.Time, e.Cluster and e.ClusterResourceID;
 // the other values come from Raw, which is parsed once per call.
 func (m *Mapper) Row(e *Event) []any {
-	obj, _ := dynamic(e.Raw[skipWS(e.Raw, 0):]).(map[string]any)
+	var obj map[string]any
+	if m.keys == nil {
+		obj, _ = dynamic(e.Raw[skipWS(e.Raw, 0):]).(map[string]any)
+	} else {
+		obj = map[string]any{}
+		_ = eachField(e.Raw, func(k string, v []byte) bool {
+			if m.keys[k] {
+				obj[k] = dynamic(v)
+			}
+			return true
+		})
+	}
 	if obj == nil {
 		obj = map[string]any{}
 	}

@@ -44,6 +44,7 @@ func Run(ctx context.Context, src table.Source, q *syntax.Query, opts Options) (
 		return nil, errors.New("kql: nil query")
 	}
 	r := newRunner(ctx, src, q.Src, opts)
+	r.query = q
 	defer func() {
 		if p := recover(); p != nil {
 			res, err = nil, internalError(ctx, p)
@@ -125,6 +126,7 @@ type runner struct {
 	src     table.Source
 	now     time.Time
 	text    string
+	query   *syntax.Query // the query being run, for readColumns
 	asBind  map[string]*relation
 	schemas map[string][]table.Column
 	regexes map[string]*regexCacheEntry

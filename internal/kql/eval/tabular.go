@@ -143,7 +143,7 @@ func (r *runner) scan(ref *syntax.TableRef, cols []table.Column, wheres []boundO
 		preds = append(preds, c.fn)
 		filters = append(filters, r.pushdown(wh.Pred, sc)...)
 	}
-	rows, err := r.src.Scan(r.ctx, table.ScanRequest{Table: ref.Name, Filters: filters})
+	rows, err := r.src.Scan(r.ctx, table.ScanRequest{Table: ref.Name, Filters: filters, Columns: r.readColumns(ref, cols)})
 	if err != nil {
 		return nil, fmt.Errorf("kql: scan %s: %w", ref.Name, err)
 	}

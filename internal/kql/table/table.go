@@ -76,6 +76,9 @@ type Filter struct {
 type ScanRequest struct {
 	Table   string
 	Filters []Filter
+	// Columns, when not nil, are the only columns the query reads: a
+	// source may leave the others nil (and skip the work of filling them).
+	Columns []string
 }
 
 // Rows iterates the rows of a scan. Row returns a slice aligned with the

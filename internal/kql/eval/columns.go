@@ -1,0 +1,80 @@
+package eval
+
+import (
+	"strings"
+
+	"github.com/kdfir/kdfir/internal/kql/syntax"
+	"github.com/kdfir/kdfir/internal/kql/table"
+)
+
+// readColumns returns the columns of a table that the query can read, for
+// table.ScanRequest.Columns, or nil when it may read them all. It is
+// conservative: only the table at the head of the query's pipeline is
+// narrowed, a column counts as read when its name appears as a word
+// anywhere in the query, and nothing is left out unless the pipeline ends
+// by choosing its columns (project, summarize, count, distinct of
+// columns) through operators that name the columns they use, in a query
+// without join or union.
+func (r *runner) readColumns(ref *syntax.TableRef, cols []table.Column) []string {
+	if r.query == nil {
+		return nil
+	}
+	if p, ok := r.query.Body.(*syntax.Pipeline); !ok || p.Source != syntax.Tabular(ref) || !r.closedQuery() {
+		return nil
+	}
+	var out []string
+	for _, c := range cols {
+		if wordIn(r.text, c.Name) {
+			out = append(out, c.Name)
+		}
+	}
+	return out
+}
+
+// closedQuery reports whether the query's result has only the columns it
+// chooses by name (see readColumns).
+func (r *runner) closedQuery() bool {
+	if r.text == "" || strings.Contains(r.text, "*") || strings.Contains(r.text, "pack_all") {
+		return false
+	}
+	info := syntax.Inspect(r.query)
+	if info.HasJoin || info.HasUnion {
+		return false
+	}
+	p, ok := r.query.Body.(*syntax.Pipeline)
+	if !ok {
+		return false
+	}
+	for _, op := range p.Ops {
+		switch x := op.(type) {
+		case *syntax.Project, *syntax.Summarize, *syntax.Count:
+			return true
+		case *syntax.Distinct:
+			return !x.All
+		case *syntax.Where, *syntax.Extend, *syntax.MvExpand, *syntax.ParseOp, *syntax.Sort,
+			*syntax.Top, *syntax.Take, *syntax.Serialize, *syntax.ProjectRename, *syntax.Render:
+		default:
+			return false
+		}
+	}
+	return false
+}
+
+// wordIn reports whether name occurs in text, not inside a longer name.
+func wordIn(text, name string) bool {
+	isName := func(b byte) bool {
+		return b == '_' || 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9'
+	}
+	for i := 0; ; {
+		j := strings.Index(text[i:], name)
+		if j < 0 {
+			return false
+		}
+		j += i
+		end := j + len(name)
+		if (j == 0 || !isName(text[j-1])) && (end == len(text) || !isName(text[end])) {
+			return true
+		}
+		i = j + 1
+	}
+}
