@@ -29,6 +29,22 @@ func Scan(ctx context.Context, cat Catalog, d Dialect, req table.ScanRequest, no
 		}
 		r.where = append(r.where, p.sql)
 	}
+	if req.Columns != nil {
+		// The evaluator reads only these: the others come back null.
+		keep := map[string]bool{}
+		for _, c := range req.Columns {
+			keep[c] = true
+		}
+		for i, col := range r.cols {
+			if !keep[col.name] {
+				st, err := sqlTypeOf(col.e.typ)
+				if err != nil {
+					return nil, err
+				}
+				r.cols[i].e = &sexpr{sql: d.Null(st), typ: col.e.typ, intType: col.e.intType, srep: col.e.srep}
+			}
+		}
+	}
 	return c.finish(r), nil
 }
 
