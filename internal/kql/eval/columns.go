@@ -24,7 +24,7 @@ func (r *runner) readColumns(ref *syntax.TableRef, cols []table.Column) []string
 	}
 	var out []string
 	for _, c := range cols {
-		if wordIn(r.text, c.Name) {
+		if syntax.NameIn(r.text, c.Name) {
 			out = append(out, c.Name)
 		}
 	}
@@ -58,23 +58,4 @@ func (r *runner) closedQuery() bool {
 		}
 	}
 	return false
-}
-
-// wordIn reports whether name occurs in text, not inside a longer name.
-func wordIn(text, name string) bool {
-	isName := func(b byte) bool {
-		return b == '_' || 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9'
-	}
-	for i := 0; ; {
-		j := strings.Index(text[i:], name)
-		if j < 0 {
-			return false
-		}
-		j += i
-		end := j + len(name)
-		if (j == 0 || !isName(text[j-1])) && (end == len(text) || !isName(text[end])) {
-			return true
-		}
-		i = j + 1
-	}
 }

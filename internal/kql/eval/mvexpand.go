@@ -27,7 +27,7 @@ func (r *runner) mvExpand(rel *relation, op *syntax.MvExpand, e *env) (*relation
 		}
 		name := it.Name
 		if name == "" {
-			name = exprName(it.Expr)
+			name = syntax.DefaultName(it.Expr)
 		}
 		if name == "" {
 			name = nextColumnName(cols, "Column")

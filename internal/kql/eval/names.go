@@ -4,51 +4,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/kdfir/kdfir/internal/kql/syntax"
 	"github.com/kdfir/kdfir/internal/kql/table"
 )
-
-// namePreserving functions keep the name of their first argument when a
-// column is not named explicitly: "summarize by bin(Timestamp, 1h)" gives
-// a column Timestamp.
-var namePreserving = map[string]bool{
-	"bin": true, "floor": true, "tostring": true, "toint": true, "tolong": true,
-	"todouble": true, "toreal": true, "todecimal": true, "tobool": true, "toboolean": true,
-	"todatetime": true, "totimespan": true, "totime": true, "todynamic": true,
-	"parse_json": true, "tolower": true, "toupper": true, "startofday": true,
-	"startofweek": true, "startofmonth": true, "startofyear": true,
-}
-
-// exprName is the column name Kusto derives from an expression, or "".
-func exprName(e syntax.Expr) string {
-	switch x := e.(type) {
-	case *syntax.Ident:
-		if strings.HasPrefix(x.Name, "$") {
-			return ""
-		}
-		return x.Name
-	case *syntax.Member:
-		if b := exprName(x.X); b != "" {
-			return b + "_" + x.Name
-		}
-	case *syntax.Index:
-		b := exprName(x.X)
-		lit, ok := x.Index.(*syntax.Literal)
-		if b != "" && ok {
-			switch v := lit.Value.(type) {
-			case string:
-				return b + "_" + v
-			case int64:
-				return b + "_" + strconv.FormatInt(v, 10)
-			}
-		}
-	case *syntax.Call:
-		if namePreserving[x.Name] && len(x.Args) > 0 {
-			return exprName(x.Args[0])
-		}
-	}
-	return ""
-}
 
 func hasColumn(cols []table.Column, name string) bool {
 	return columnIndex(cols, name) >= 0

@@ -149,7 +149,7 @@ func (r *runner) compileExtend(cols []table.Column, items []syntax.Assign, e *en
 		}
 		name := it.Name
 		if name == "" {
-			name = exprName(it.Expr)
+			name = syntax.DefaultName(it.Expr)
 		}
 		if name == "" {
 			name = nextColumnName(cols, "Column")
@@ -254,7 +254,7 @@ func (r *runner) project(rel *relation, op *syntax.Project, e *env) (*relation, 
 		}
 		name := it.Name
 		if name == "" {
-			name = exprName(it.Expr)
+			name = syntax.DefaultName(it.Expr)
 		}
 		if name == "" {
 			name = nextColumnName(cols, "Column")

@@ -67,7 +67,7 @@ func (r *runner) summarize(rel *relation, op *syntax.Summarize, e *env) (*relati
 		}
 		name := k.Name
 		if name == "" {
-			name = exprName(k.Expr)
+			name = syntax.DefaultName(k.Expr)
 		}
 		if name == "" {
 			name = nextColumnName(outCols, "Column")
@@ -189,7 +189,7 @@ func aggName(e syntax.Expr) string {
 	if !spec.argName || len(call.Args) == 0 {
 		return spec.prefix
 	}
-	return spec.prefix + exprName(call.Args[0])
+	return spec.prefix + syntax.DefaultName(call.Args[0])
 }
 
 // argMaxOutput compiles arg_max(key, cols...) / arg_min: the key column
@@ -204,7 +204,7 @@ func (r *runner) argMaxOutput(ac *aggCollector, call *syntax.Call, name string, 
 		return sumOutput{}, err
 	}
 	if name == "" {
-		name = exprName(call.Args[0])
+		name = syntax.DefaultName(call.Args[0])
 	}
 	if name == "" {
 		if call.Name == "arg_max" {
@@ -233,7 +233,7 @@ func (r *runner) argMaxOutput(ac *aggCollector, call *syntax.Call, name string, 
 		if err != nil {
 			return sumOutput{}, err
 		}
-		n := exprName(a)
+		n := syntax.DefaultName(a)
 		if n == "" {
 			n = nextColumnName(all, "Column")
 		}

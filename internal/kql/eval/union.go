@@ -135,7 +135,7 @@ func (r *runner) print(p *syntax.Print, e *env) (*relation, error) {
 		}
 		name := it.Name
 		if name == "" {
-			name = exprName(it.Expr)
+			name = syntax.DefaultName(it.Expr)
 		}
 		if name == "" || hasColumn(rel.cols, name) {
 			name = fmt.Sprintf("print_%d", i)

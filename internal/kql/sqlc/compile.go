@@ -147,30 +147,11 @@ scan:
 	n := r.clone()
 	n.cols = nil
 	for _, col := range r.cols {
-		if wordIn(text, col.name) {
+		if syntax.NameIn(text, col.name) {
 			n.cols = append(n.cols, col)
 		}
 	}
 	return n
-}
-
-// wordIn reports whether name occurs in text, not inside a longer name.
-func wordIn(text, name string) bool {
-	isName := func(b byte) bool {
-		return b == '_' || 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9'
-	}
-	for i := 0; ; {
-		j := strings.Index(text[i:], name)
-		if j < 0 {
-			return false
-		}
-		j += i
-		end := j + len(name)
-		if (j == 0 || !isName(text[j-1])) && (end == len(text) || !isName(text[end])) {
-			return true
-		}
-		i = j + 1
-	}
 }
 
 // stages compiles ops over r, the stage of src, as far as they translate.

@@ -98,7 +98,7 @@ func (c *compiler) mvExpand(r *rel, x *syntax.MvExpand) (*rel, error) {
 	}
 	name := it.Name
 	if name == "" {
-		name = defaultName(it.Expr)
+		name = syntax.DefaultName(it.Expr)
 	}
 	if name == "" {
 		return nil, unsupported("mv-expand of an unnamed expression")
@@ -323,7 +323,7 @@ func (c *compiler) extend(r *rel, items []syntax.Assign) (*rel, error) {
 		}
 		name := it.Name
 		if name == "" {
-			name = defaultName(it.Expr)
+			name = syntax.DefaultName(it.Expr)
 		}
 		if name == "" && len(c.stageSchema) > len(n.cols) {
 			name = c.stageSchema[len(n.cols)].Name // the evaluator's ColumnN
@@ -399,46 +399,6 @@ func (c *compiler) schemaAfter(op syntax.Operator) ([]table.Column, error) {
 	return c.stageSchema, nil
 }
 
-// defaultName is the column name Kusto gives an unnamed expression.
-func defaultName(e syntax.Expr) string {
-	switch x := e.(type) {
-	case *syntax.Ident:
-		if strings.HasPrefix(x.Name, "$") {
-			return ""
-		}
-		return x.Name
-	case *syntax.Member:
-		if b := defaultName(x.X); b != "" {
-			return b + "_" + x.Name
-		}
-	case *syntax.Index:
-		b := defaultName(x.X)
-		if lit, ok := x.Index.(*syntax.Literal); ok && b != "" {
-			switch v := lit.Value.(type) {
-			case string:
-				return b + "_" + v
-			case int64:
-				return b + "_" + itoa(v)
-			}
-		}
-	case *syntax.Call:
-		if namePreserving[x.Name] && len(x.Args) > 0 {
-			return defaultName(x.Args[0])
-		}
-	}
-	return ""
-}
-
-// namePreserving lists the functions whose unnamed result keeps the name
-// of their first argument (as in the evaluator).
-var namePreserving = map[string]bool{
-	"bin": true, "floor": true, "tostring": true, "toint": true, "tolong": true,
-	"todouble": true, "toreal": true, "todecimal": true, "tobool": true, "toboolean": true,
-	"todatetime": true, "totimespan": true, "totime": true, "todynamic": true,
-	"parse_json": true, "tolower": true, "toupper": true, "startofday": true,
-	"startofweek": true, "startofmonth": true, "startofyear": true,
-}
-
 // sortable reports whether SQL orders values of e as the evaluator does.
 func sortable(e *sexpr) bool {
 	return e.typ != table.Dynamic || e.srep
@@ -493,7 +453,7 @@ func (c *compiler) distinct(r *rel, x *syntax.Distinct) (*rel, error) {
 			}
 			name := it.Name
 			if name == "" {
-				name = defaultName(it.Expr)
+				name = syntax.DefaultName(it.Expr)
 			}
 			if name == "" || n.find(name) >= 0 {
 				return nil, unsupported("distinct of an unnamed or repeated expression")

@@ -1,0 +1,70 @@
+package syntax
+
+import (
+	"strconv"
+	"strings"
+)
+
+// namePreserving functions keep the name of their first argument when a
+// column is not named explicitly: "summarize by bin(Timestamp, 1h)" gives
+// a column Timestamp.
+var namePreserving = map[string]bool{
+	"bin": true, "floor": true, "tostring": true, "toint": true, "tolong": true,
+	"todouble": true, "toreal": true, "todecimal": true, "tobool": true, "toboolean": true,
+	"todatetime": true, "totimespan": true, "totime": true, "todynamic": true,
+	"parse_json": true, "tolower": true, "toupper": true, "startofday": true,
+	"startofweek": true, "startofmonth": true, "startofyear": true,
+}
+
+// DefaultName is the column name Kusto gives an expression that is not
+// named explicitly ("user_username" for user.username), or "".
+func DefaultName(e Expr) string {
+	switch x := e.(type) {
+	case *Ident:
+		if strings.HasPrefix(x.Name, "$") {
+			return ""
+		}
+		return x.Name
+	case *Member:
+		if b := DefaultName(x.X); b != "" {
+			return b + "_" + x.Name
+		}
+	case *Index:
+		b := DefaultName(x.X)
+		lit, ok := x.Index.(*Literal)
+		if b != "" && ok {
+			switch v := lit.Value.(type) {
+			case string:
+				return b + "_" + v
+			case int64:
+				return b + "_" + strconv.FormatInt(v, 10)
+			}
+		}
+	case *Call:
+		if namePreserving[x.Name] && len(x.Args) > 0 {
+			return DefaultName(x.Args[0])
+		}
+	}
+	return ""
+}
+
+// NameIn reports whether name occurs in text as a word: not inside a
+// longer name. Callers use it to tell, conservatively, whether a query
+// may refer to a column.
+func NameIn(text, name string) bool {
+	isName := func(b byte) bool {
+		return b == '_' || 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9'
+	}
+	for i := 0; ; {
+		j := strings.Index(text[i:], name)
+		if j < 0 {
+			return false
+		}
+		j += i
+		end := j + len(name)
+		if (j == 0 || !isName(text[j-1])) && (end == len(text) || !isName(text[end])) {
+			return true
+		}
+		i = j + 1
+	}
+}
