@@ -146,7 +146,7 @@ func appendExtra(b []byte, k string, v []byte) []byte {
 // compact returns v without insignificant whitespace; v itself when it
 // has none.
 func compact(v []byte) []byte {
-	if bytes.IndexAny(v, " \t\r\n") < 0 {
+	if !bytes.ContainsAny(v, " \t\r\n") {
 		return v
 	}
 	var b bytes.Buffer

@@ -442,9 +442,7 @@ func (c *compiler) distinct(r *rel, x *syntax.Distinct) (*rel, error) {
 	}
 	n := &rel{from: r.from, where: r.where, limit: -1}
 	if x.All {
-		for _, col := range r.cols {
-			n.cols = append(n.cols, col)
-		}
+		n.cols = append(n.cols, r.cols...)
 	} else {
 		for _, it := range x.Items {
 			e, err := c.scope(r).expr(it.Expr)
