@@ -62,17 +62,17 @@ func newHuntCmd(g *Globals) *cobra.Command {
 			if g.Output == "yaml" {
 				return usagef("hunt prints table, json or csv")
 			}
+			st, err := g.openStore(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer st.Close()
 			ctx := cmd.Context()
 			if timeout > 0 {
 				var cancel context.CancelFunc
 				ctx, cancel = context.WithTimeout(ctx, timeout)
 				defer cancel()
 			}
-			st, err := g.openStore(ctx)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
 			if explain {
 				text, err := hunt.Explain(ctx, st, opts, query, now)
 				if err != nil {
