@@ -10,11 +10,16 @@ import (
 )
 
 // DefaultMemoryFraction is the share of the machine's memory that DuckDB
-// may use when no limit is given.
-const DefaultMemoryFraction = 0.25
+// may use when no limit is given, up to DefaultMemoryCap: enough for
+// hunts over a week of a busy cluster (aggregates spill beyond it), and
+// it keeps kdfir beside the workloads it runs next to.
+const (
+	DefaultMemoryFraction = 0.25
+	DefaultMemoryCap      = 512 << 20
+)
 
 // DefaultMemoryLimit returns DefaultMemoryFraction of the machine's
-// memory, at least 256MiB, in DuckDB's notation.
+// memory, between 256MiB and DefaultMemoryCap, in DuckDB's notation.
 func DefaultMemoryLimit() string {
 	var si unix.Sysinfo_t
 	total := uint64(4 << 30)
@@ -22,7 +27,7 @@ func DefaultMemoryLimit() string {
 		total = uint64(si.Totalram) * uint64(si.Unit)
 	}
 	limit := uint64(float64(total) * DefaultMemoryFraction)
-	limit = max(limit, 256<<20)
+	limit = min(max(limit, 256<<20), DefaultMemoryCap)
 	return strconv.FormatUint(limit>>20, 10) + "MiB"
 }
 
