@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"runtime/debug"
 	"context"
 	"fmt"
 	"io"
@@ -45,6 +46,17 @@ func (g *Globals) openStore(ctx context.Context) (*store.Store, error) {
 	return st, nil
 }
 
+// ingestHeapLimit is the soft limit of the Go heap during an ingest (unless
+// GOMEMLIMIT says otherwise): the garbage collector works a little harder
+// and kdfir's memory stays flat whatever the size of the input.
+const ingestHeapLimit = 384 << 20
+
+func limitGoHeap() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(ingestHeapLimit)
+	}
+}
+
 type ingestReport struct {
 	File       string          `json:"file"`
 	Read       int             `json:"read"`
@@ -71,6 +83,7 @@ func newIngestCmd(g *Globals) *cobra.Command {
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			limitGoHeap()
 			var keep time.Duration
 			if retention != "" {
 				d, err := config.ParseDuration(retention)

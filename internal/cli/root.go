@@ -143,7 +143,7 @@ func newRoot(g *Globals) *cobra.Command {
 	pf.StringVarP(&g.Output, "output", "o", "table", "output format: table, json or yaml; hunt also prints csv")
 	pf.StringVar(&g.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	pf.StringVar(&g.LogFormat, "log-format", "text", "log format: text or json")
-	pf.StringVar(&g.MemoryLimit, "memory-limit", "", "memory the event store may use, a size (2GiB) or a share of the machine's memory (25%); beyond it queries spill to disk (default 25%, at most 512MiB)")
+	pf.StringVar(&g.MemoryLimit, "memory-limit", "", "memory the event store may use, a size (2GiB) or a share of the machine's memory (25%); beyond it queries spill to disk (default 25%, at most 1GiB)")
 
 	root.AddCommand(
 		newVersionCmd(g),

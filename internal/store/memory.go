@@ -11,11 +11,13 @@ import (
 
 // DefaultMemoryFraction is the share of the machine's memory that DuckDB
 // may use when no limit is given, up to DefaultMemoryCap: enough for
-// hunts over a week of a busy cluster (aggregates spill beyond it), and
-// it keeps kdfir beside the workloads it runs next to.
+// hunts over a week of a busy cluster (aggregates spill beyond it; at
+// 512MiB, a query reading the request bodies of many events scattered
+// over a million ran out of memory), and it keeps kdfir beside the
+// workloads it runs next to.
 const (
 	DefaultMemoryFraction = 0.25
-	DefaultMemoryCap      = 512 << 20
+	DefaultMemoryCap      = 1 << 30
 )
 
 // DefaultMemoryLimit returns DefaultMemoryFraction of the machine's
