@@ -25,11 +25,22 @@ import (
 // openStore opens the event store in the data directory, moving the
 // events of an earlier version's store into it first.
 func (g *Globals) openStore(ctx context.Context) (*store.Store, error) {
+	return g.openStoreLimit(ctx, "")
+}
+
+// ingestMemoryLimit is the store's memory limit for kdfir ingest unless
+// --memory-limit is given: appending needs little, and what DuckDB caches
+// of the blocks it writes is of no use to the ingest.
+const ingestMemoryLimit = "256MiB"
+
+// openStoreLimit is openStore with a default memory limit ("" for the
+// store's own default) that --memory-limit overrides.
+func (g *Globals) openStoreLimit(ctx context.Context, limit string) (*store.Store, error) {
 	dir, err := g.dataDir()
 	if err != nil {
 		return nil, err
 	}
-	opts := store.Options{}
+	opts := store.Options{MemoryLimit: limit}
 	if g.MemoryLimit != "" {
 		if opts.MemoryLimit, err = store.ParseMemoryLimit(g.MemoryLimit); err != nil {
 			return nil, usagef("invalid --memory-limit: %v", err)
@@ -108,7 +119,7 @@ func newIngestCmd(g *Globals) *cobra.Command {
 					}
 				}
 			}
-			st, err := g.openStore(ctx)
+			st, err := g.openStoreLimit(ctx, ingestMemoryLimit)
 			if err != nil {
 				return err
 			}
