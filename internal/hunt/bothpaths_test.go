@@ -163,7 +163,7 @@ func TestBothPathsOnAuditEvents(t *testing.T) {
 			if len(want.Rows) == 0 && !strings.HasPrefix(name, "library user") && !strings.HasPrefix(name, "microsoft") {
 				t.Logf("no rows: the comparison is weak")
 			}
-			plan, err := explainPlan(ctx, st, q, now)
+			plan, err := compileText(ctx, st, store.SourceOptions{}, q, now)
 			if err == nil && plan.Rest == nil && plan.SQL != "" {
 				compiled++
 			} else if err == nil {

@@ -184,22 +184,19 @@ func Collect(ctx context.Context, st *store.Store, opts store.SourceOptions, que
 	return res, warns, cur.Err()
 }
 
-func explainPlan(ctx context.Context, st *store.Store, query string, now time.Time) (*sqlc.Plan, error) {
+// compileText parses and compiles a query without running it.
+func compileText(ctx context.Context, st *store.Store, opts store.SourceOptions, query string, now time.Time) (*sqlc.Plan, error) {
 	q, _, err := syntax.Parse(query)
 	if err != nil {
 		return nil, err
 	}
-	return Compile(ctx, st, store.SourceOptions{}, q, now)
+	return Compile(ctx, st, opts, q, now)
 }
 
 // Explain describes how a query runs: the SQL, and the part the evaluator
 // runs (as KQL, from where translation stopped) with the reason.
 func Explain(ctx context.Context, st *store.Store, opts store.SourceOptions, query string, now time.Time) (string, error) {
-	q, _, err := syntax.Parse(query)
-	if err != nil {
-		return "", err
-	}
-	plan, err := Compile(ctx, st, opts, q, now)
+	plan, err := compileText(ctx, st, opts, query, now)
 	if err != nil {
 		return "", err
 	}
