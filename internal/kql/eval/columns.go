@@ -45,17 +45,5 @@ func (r *runner) closedQuery() bool {
 	if !ok {
 		return false
 	}
-	for _, op := range p.Ops {
-		switch x := op.(type) {
-		case *syntax.Project, *syntax.Summarize, *syntax.Count:
-			return true
-		case *syntax.Distinct:
-			return !x.All
-		case *syntax.Where, *syntax.Extend, *syntax.MvExpand, *syntax.ParseOp, *syntax.Sort,
-			*syntax.Top, *syntax.Take, *syntax.Serialize, *syntax.ProjectRename, *syntax.Render:
-		default:
-			return false
-		}
-	}
-	return false
+	return syntax.ChoosesColumns(p.Ops)
 }

@@ -125,23 +125,7 @@ func prune(r *rel, rest []syntax.Operator, text string) *rel {
 	if strings.Contains(text, "*") || strings.Contains(text, "pack_all") {
 		return r
 	}
-	closed := false
-scan:
-	for _, op := range rest {
-		switch x := op.(type) {
-		case *syntax.Project, *syntax.Summarize, *syntax.Count:
-			closed = true
-			break scan
-		case *syntax.Distinct:
-			closed = !x.All
-			break scan
-		case *syntax.Where, *syntax.Extend, *syntax.MvExpand, *syntax.ParseOp, *syntax.Sort,
-			*syntax.Top, *syntax.Take, *syntax.Serialize, *syntax.ProjectRename, *syntax.Render:
-		default:
-			break scan
-		}
-	}
-	if !closed {
+	if !syntax.ChoosesColumns(rest) {
 		return r
 	}
 	n := r.clone()

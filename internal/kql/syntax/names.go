@@ -68,3 +68,22 @@ func NameIn(text, name string) bool {
 		i = j + 1
 	}
 }
+
+// ChoosesColumns reports whether ops end up with only the columns they
+// name: they reach a project, summarize, count or distinct of columns
+// through operators that read columns by name only. Then a column whose
+// name the query never mentions (see NameIn) cannot reach the result.
+func ChoosesColumns(ops []Operator) bool {
+	for _, op := range ops {
+		switch x := op.(type) {
+		case *Project, *Summarize, *Count:
+			return true
+		case *Distinct:
+			return !x.All
+		case *Where, *Extend, *MvExpand, *ParseOp, *Sort, *Top, *Take, *Serialize, *ProjectRename, *Render:
+		default:
+			return false
+		}
+	}
+	return false
+}
