@@ -1,8 +1,10 @@
 package alert
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -114,13 +116,84 @@ func TestFlatEntities(t *testing.T) {
 	}
 }
 
+// A cycle of links cannot hang the parser: a link to an entity of the
+// wrong type is refused first, and untyped nested objects stop at a depth.
 func TestReferenceCycleDoesNotHang(t *testing.T) {
-	ents, err := ParseEntities([]byte(`[{"$id":"1","Name":"a","Type":"K8s-namespace","Cluster":{"$ref":"2"}},{"$id":"2","Type":"K8s-cluster","CloudResource":{"$ref":"1"},"Name":"c"}]`))
+	_, err := ParseEntities([]byte(`[{"$id":"1","Name":"a","Type":"K8s-namespace","Cluster":{"$ref":"2"}},{"$id":"2","Type":"K8s-cluster","CloudResource":{"$ref":"1"},"Name":"c"}]`))
+	if err == nil || !strings.Contains(err.Error(), `CloudResource links to a "K8s-namespace" entity`) {
+		t.Fatalf("err = %v", err)
+	}
+	ents, err := ParseEntities([]byte(`[{"$id":"1","Name":"p","Type":"K8s-pod","Namespace":{"$id":"2","Name":"ns","Cluster":{"$ref":"2"}}}]`))
+	if err != nil || len(ents) != 1 || ents[0].Namespace != "ns" {
+		t.Fatalf("ents = %+v, err = %v", ents, err)
+	}
+}
+
+// The flat list the original AKS function documents: no links, the pod's
+// namespace and the cluster come from their sibling entities.
+func TestFlatEntitiesFromSiblings(t *testing.T) {
+	const id = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/prod"
+	ents, err := ParseEntities([]byte(`[{"Name":"web-1","Type":"K8s-pod"},{"Name":"shop","Type":"K8s-namespace"},{"Name":"prod","Type":"K8s-cluster"},{"ResourceId":"` + id + `","Type":"azure-resource"}]`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ents) != 2 {
-		t.Fatalf("entities = %+v", ents)
+	// The K8s-cluster by name and its azure-resource are one cluster.
+	if ents[0].Namespace != "shop" || ents[0].Cluster != id {
+		t.Fatalf("pod = %+v", ents[0])
+	}
+	ents, err = ParseEntities([]byte(`[{"Name":"web-1","Type":"K8s-pod"},{"Name":"shop","Type":"K8s-namespace"},{"ResourceId":"` + id + `","Type":"azure-resource"}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Entity{{Type: EntityPod, Name: "web-1", Namespace: "shop", Cluster: id}, {Type: EntityNamespace, Name: "shop", Cluster: id}, {Type: EntityCluster, Name: "prod", Cluster: id}}
+	if diff := cmp.Diff(want, ents); diff != "" {
+		t.Fatalf("(-want +got):\n%s", diff)
+	}
+}
+
+func TestEntityLinkErrors(t *testing.T) {
+	for name, c := range map[string]struct{ body, msg string }{
+		"two namespaces": {`[{"Name":"web-1","Type":"K8s-pod"},{"Name":"shop","Type":"K8s-namespace"},{"Name":"bank","Type":"K8s-namespace"}]`,
+			`pod "web-1" has no Namespace link and the alert names 2 namespaces ("shop", "bank")`},
+		"two clusters": {`[{"Name":"shop","Type":"K8s-namespace"},{"Name":"a","Type":"K8s-cluster"},{"Name":"b","Type":"K8s-cluster"}]`,
+			`namespace "shop" has no Cluster link and the alert names 2 clusters ("a", "b")`},
+		"namespace is a pod": {`[{"$id":"1","Name":"x","Type":"K8s-pod"},{"$id":"2","Name":"web-1","Type":"K8s-pod","Namespace":{"$ref":"1"}}]`,
+			`K8s-pod "web-1": Namespace links to a "K8s-pod" entity, want k8s-namespace`},
+		"container pod is a node": {`[{"$id":"1","Name":"n","Type":"K8s-node"},{"Name":"c","Type":"container","Pod":{"$ref":"1"}}]`,
+			`container "c": Pod links to a "K8s-node" entity`},
+	} {
+		_, err := ParseEntities([]byte(c.body))
+		if err == nil || !strings.Contains(err.Error(), c.msg) {
+			t.Errorf("%s: err = %v, want %q", name, err, c.msg)
+		}
+	}
+	// Two namespaces are fine when each pod links its own.
+	ents, err := ParseEntities([]byte(`[{"$id":"1","Name":"shop","Type":"K8s-namespace"},{"$id":"2","Name":"bank","Type":"K8s-namespace"},{"Name":"web-1","Type":"K8s-pod","Namespace":{"$ref":"2"}}]`))
+	if err != nil || ents[2].Namespace != "bank" {
+		t.Fatalf("ents = %+v, err = %v", ents, err)
+	}
+}
+
+func TestFindEntities(t *testing.T) {
+	for name, body := range map[string]string{
+		"sentinel alert":    `{"AlertDisplayName":"x","Entities":[{"Name":"p","Type":"K8s-pod"}]}`,
+		"sentinel incident": `{"object":{"properties":{"relatedEntities":[{"kind":"K8s-pod","properties":{"Name":"p"}}]}}}`,
+		"defender alert":    `{"properties":{"entities":[{"Name":"p","Type":"K8s-pod"}]}}`,
+		"nested alert":      `{"action":"isolatepod","alert":{"Entities":[{"Name":"p","Type":"K8s-pod"}]}}`,
+	} {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(body), &m); err != nil {
+			t.Fatal(err)
+		}
+		v, ok := FindEntities(m)
+		b, _ := json.Marshal(v)
+		ents, err := ParseEntities(b)
+		if !ok || err != nil || len(ents) != 1 || ents[0].Name != "p" || ents[0].Type != EntityPod {
+			t.Errorf("%s: %v %v %+v", name, ok, err, ents)
+		}
+	}
+	if _, ok := FindEntities(map[string]any{"action": "x"}); ok {
+		t.Error("found entities in a body without any")
 	}
 }
 

@@ -3,6 +3,7 @@ package alert
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -15,6 +16,13 @@ import (
 // Types understood (case-insensitive): azure-resource, K8s-cluster,
 // K8s-namespace, K8s-pod, container, container-image, K8s-deployment,
 // K8s-daemonset, K8s-node, K8s-service, account, ip. Others are ignored.
+//
+// A link must point at an entity of the right type (a pod's Namespace at a
+// K8s-namespace, a container's Pod at a K8s-pod). In a flat list, where
+// entities carry no links, a pod takes its namespace from the list's only
+// K8s-namespace entity, and every entity its cluster from the only
+// K8s-cluster or AKS azure-resource; when there are several of them, the
+// list is ambiguous and the error names them.
 func ParseEntities(raw json.RawMessage) ([]Entity, error) {
 	raw = json.RawMessage(strings.TrimSpace(string(raw)))
 	if len(raw) == 0 || string(raw) == "null" {
@@ -46,11 +54,109 @@ func ParseEntities(raw json.RawMessage) ([]Entity, error) {
 			out = append(out, e)
 		}
 	}
-	return dedupe(out), nil
+	if r.err != nil {
+		return nil, r.err
+	}
+	out = dedupe(out)
+	if err := fillFromSiblings(out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// fillFromSiblings gives namespaced entities without a namespace the
+// list's only namespace, and entities without a cluster its only cluster.
+func fillFromSiblings(ents []Entity) error {
+	var namespaces, clusters []Entity
+	for _, e := range ents {
+		switch e.Type {
+		case EntityNamespace:
+			if !slices.ContainsFunc(namespaces, func(x Entity) bool { return x.Name == e.Name }) {
+				namespaces = append(namespaces, e)
+			}
+		case EntityCluster:
+			// A K8s-cluster by name and the azure-resource of the same
+			// cluster are one cluster: keep the resource id.
+			i := slices.IndexFunc(clusters, func(x Entity) bool { return strings.EqualFold(lastSegment(x.Cluster), lastSegment(e.Cluster)) })
+			switch {
+			case i < 0:
+				clusters = append(clusters, e)
+			case strings.Contains(e.Cluster, "/"):
+				clusters[i] = e
+			}
+		}
+	}
+	for i := range ents {
+		e := &ents[i]
+		if namespaced(e.Type) && e.Namespace == "" && e.Name != "" {
+			switch len(namespaces) {
+			case 0:
+			case 1:
+				e.Namespace = namespaces[0].Name
+				if e.Cluster == "" {
+					e.Cluster = namespaces[0].Cluster
+				}
+			default:
+				return fmt.Errorf("entities: %s %q has no Namespace link and the alert names %d namespaces (%s): link it with {\"$ref\": ...}",
+					e.Type, e.Name, len(namespaces), names(namespaces))
+			}
+		}
+	}
+	for i := range ents {
+		e := &ents[i]
+		if e.Cluster != "" || e.Type == EntityCluster || e.Type == EntityUser || e.Type == EntityIP || e.Type == EntityImage {
+			continue
+		}
+		switch len(clusters) {
+		case 0:
+		case 1:
+			e.Cluster = clusters[0].Cluster
+		default:
+			return fmt.Errorf("entities: %s %q has no Cluster link and the alert names %d clusters (%s)", e.Type, e.Name, len(clusters), names(clusters))
+		}
+	}
+	return nil
+}
+
+func namespaced(typ string) bool {
+	switch typ {
+	case EntityPod, EntityContainer, EntityDeployment, EntityDaemonSet, EntityService:
+		return true
+	}
+	return false
+}
+
+func names(ents []Entity) string {
+	var out []string
+	for _, e := range ents {
+		n := e.Name
+		if e.Type == EntityCluster {
+			n = e.Cluster
+		}
+		out = append(out, fmt.Sprintf("%q", n))
+	}
+	return strings.Join(out, ", ")
 }
 
 type resolver struct {
 	byID map[string]map[string]any
+	err  error // the first link to an entity of the wrong type
+}
+
+// linked resolves a link field and checks the type of what it points at.
+func (r *resolver) linked(m map[string]any, key string, from string, want ...string) map[string]any {
+	t := r.ref(m, key)
+	if t == nil {
+		return nil
+	}
+	got := strings.ToLower(str(t, "Type"))
+	if got != "" && !slices.Contains(want, got) {
+		if r.err == nil {
+			r.err = fmt.Errorf("entities: %s %q: %s links to a %q entity, want %s", from, str(m, "Name", "FriendlyName"), key, str(t, "Type"), strings.Join(want, " or "))
+		}
+		return nil
+	}
+	return t
 }
 
 // index records every object that carries an "$id", at any depth.
@@ -133,7 +239,7 @@ func (r *resolver) entity(m map[string]any, depth int) (Entity, bool) {
 	switch typ {
 	case "k8s-cluster":
 		e := Entity{Type: EntityCluster, Name: name}
-		if res := r.ref(m, "CloudResource"); res != nil {
+		if res := r.linked(m, "CloudResource", "K8s-cluster", "azure-resource", "azureresource"); res != nil {
 			if id := str(res, "ResourceId", "AzureResourceId"); id != "" {
 				e.Cluster = id
 			}
@@ -172,7 +278,7 @@ func (r *resolver) entity(m map[string]any, depth int) (Entity, bool) {
 			e.ImageID = str(img, "ImageId", "Digest")
 			e.Image = str(img, "Name", "ImageName")
 		}
-		if pod := r.ref(m, "Pod"); pod != nil {
+		if pod := r.linked(m, "Pod", "container", "k8s-pod"); pod != nil {
 			if p, ok := r.entity(pod, depth+1); ok {
 				e.Pod, e.Namespace, e.Cluster = p.Name, p.Namespace, p.Cluster
 			}
@@ -199,9 +305,11 @@ func (r *resolver) entity(m map[string]any, depth int) (Entity, bool) {
 // fillNamespace sets the namespace and cluster of a namespaced entity from
 // its Namespace link, or from flat Namespace / Cluster fields.
 func (r *resolver) fillNamespace(e *Entity, m map[string]any, depth int) {
-	if ns := r.ref(m, "Namespace"); ns != nil {
+	if ns := r.linked(m, "Namespace", str(m, "Type"), "k8s-namespace"); ns != nil {
 		if n, ok := r.entity(ns, depth+1); ok {
 			e.Namespace, e.Cluster = n.Name, n.Cluster
+		} else if str(ns, "Type") == "" {
+			e.Namespace = str(ns, "Name") // given inline, without a type
 		}
 	}
 	if e.Namespace == "" {
@@ -213,7 +321,7 @@ func (r *resolver) fillNamespace(e *Entity, m map[string]any, depth int) {
 }
 
 func (r *resolver) clusterOf(m map[string]any, depth int) string {
-	if c := r.ref(m, "Cluster"); c != nil {
+	if c := r.linked(m, "Cluster", str(m, "Type"), "k8s-cluster", "azure-resource", "azureresource"); c != nil {
 		if e, ok := r.entity(c, depth+1); ok {
 			return e.Cluster
 		}
@@ -227,4 +335,48 @@ func lastSegment(id string) string {
 		return id[i+1:]
 	}
 	return id
+}
+
+// FindEntities finds the entity list in a body that carries an alert: an
+// "entities" member (any case), or where a Sentinel alert
+// (Entities), a Sentinel incident (object.properties.relatedEntities) or a
+// Defender for Cloud alert (properties.entities) keeps it, in the body
+// itself or in one of its object members (a Logic App that posts
+// {"action": ..., "alert": <the alert>}).
+func FindEntities(m map[string]any) (any, bool) {
+	if v, ok := entitiesIn(m); ok {
+		return v, true
+	}
+	for _, v := range m {
+		if sub, ok := v.(map[string]any); ok {
+			if v, ok := entitiesIn(sub); ok {
+				return v, true
+			}
+		}
+	}
+	return nil, false
+}
+
+func entitiesIn(m map[string]any) (any, bool) {
+	if v := field(m, "Entities"); v != nil {
+		return v, true
+	}
+	if v := field(m, "relatedEntities"); v != nil {
+		return v, true
+	}
+	for _, path := range [][]string{{"object", "properties"}, {"properties"}} {
+		cur := m
+		for _, k := range path {
+			cur, _ = field(cur, k).(map[string]any)
+		}
+		if cur == nil {
+			continue
+		}
+		for _, k := range []string{"relatedEntities", "entities"} {
+			if v := field(cur, k); v != nil {
+				return v, true
+			}
+		}
+	}
+	return nil, false
 }

@@ -45,7 +45,7 @@ func newKeysCmd(g *Globals) *cobra.Command {
 			}{name, secret, hash, scopes}
 			return render(g.Stdout, g.Output, out, func(w io.Writer) {
 				fmt.Fprintf(w, "# The key, shown only now. Give it to the caller (?code= or the x-functions-key header):\n%s\n\n", secret)
-				fmt.Fprintf(w, "# Add this to api_keys in kdfir.yaml:\n- name: %s\n  hash: %s\n  scopes: [%s]\n", name, hash, strings.Join(scopes, ", "))
+				fmt.Fprintf(w, "# Add this to apiKeys in the kdfir serve config:\n- name: %s\n  hash: %s\n  scopes: [%s]\n", name, hash, strings.Join(scopes, ", "))
 				if cluster != "" {
 					fmt.Fprintf(w, "  cluster: %s\n", cluster)
 				}

@@ -148,15 +148,21 @@ func serve(ctx context.Context, g *Globals, c *config.Config, insecureHTTP bool)
 	if c.Alerts.DedupeWindow != "" {
 		dedupe, _ = config.ParseDuration(c.Alerts.DedupeWindow)
 	}
-	dispatcher := &server.Dispatcher{Config: c, Journal: j, SigningKey: key, Log: log}
+	dispatcher, err := server.NewDispatcher(c, j, key, log)
+	if err != nil {
+		return err
+	}
 	srv := &server.Server{
-		Auth:         authn,
-		Actions:      dispatcher,
-		Alerts:       alerts,
-		Metrics:      server.NewMetrics(),
-		Log:          log,
-		ExecEnabled:  c.Exec.Enabled,
-		DedupeWindow: dedupe,
+		Auth:              authn,
+		Actions:           dispatcher,
+		Alerts:            alerts,
+		Metrics:           server.NewMetrics(),
+		Log:               log,
+		ExecEnabled:       c.Exec.Enabled,
+		DedupeWindow:      dedupe,
+		AKSRoute:          c.AKS.RouteOrDefault(),
+		IdempotencyWindow: c.AKS.Window(),
+		Evidence:          dispatcher.Evidence,
 	}
 	srv.Playbooks = &playbook.Engine{Playbooks: books, Exec: srv}
 	engine := &detect.Engine{Rules: rules, Sink: server.RuleSink{Server: srv}, State: alerts, Log: log,

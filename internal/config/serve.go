@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/kdfir/kdfir/internal/auth"
 	"github.com/kdfir/kdfir/internal/cluster"
 )
@@ -31,8 +33,17 @@ import (
 //	rules: [/etc/kdfir/rules]           # besides the built-in pack
 //	builtinRules: true                  # default true
 //	ruleParams: {allowed_registries: '"myacr.azurecr.io", "mcr.microsoft.com"'}
-//	evidence:                           # destinations playbooks name
-//	  default: /var/lib/kdfir/evidence  # a directory, a container URL with SAS, or azblob://ACCOUNT/CONTAINER
+//	evidence:
+//	  destinations:                     # by name; playbooks and requests pick one ("default" when they name none)
+//	    default: /var/lib/kdfir/evidence  # a directory, a container URL (with or without SAS), or azblob://ACCOUNT/CONTAINER
+//	  allowedEndpoints:                 # blob accounts or containers a request may name (params.to, storageaccount)
+//	  - https://contosoir.blob.core.windows.net
+//	  - http://127.0.0.1:10000/devstoreaccount1   # Azurite: http only to loopback
+//	  localRoots: [/var/lib/kdfir/evidence]     # directories under which params.to may name a path
+//	aks:                                # the original Azure Function's endpoint
+//	  route: /api/AKSTriggerResponse    # matched without regard to case
+//	  compat: original                  # isolate with status=quarantine and deny-all-affected
+//	  idempotencyWindow: 10m            # a repeated request within it gets the first answer
 //	alerts: {dedupeWindow: 10m}
 //	audit: {retention: 30d}
 type Serve struct {
@@ -46,7 +57,8 @@ type Serve struct {
 	Rules          []string          `json:"rules,omitempty" yaml:"rules"`
 	BuiltinRules   *bool             `json:"builtinRules,omitempty" yaml:"builtinRules"`
 	RuleParams     map[string]string `json:"ruleParams,omitempty" yaml:"ruleParams"`
-	Evidence       map[string]string `json:"evidence,omitempty" yaml:"evidence"`
+	Evidence       Evidence          `json:"evidence,omitzero" yaml:"evidence"`
+	AKS            AKS               `json:"aks,omitzero" yaml:"aks"`
 	Alerts         AlertsConfig      `json:"alerts,omitzero" yaml:"alerts"`
 	Audit          AuditConfig       `json:"audit,omitzero" yaml:"audit"`
 }
@@ -55,6 +67,82 @@ type Serve struct {
 type TLS struct {
 	Cert string `json:"cert,omitempty" yaml:"cert"`
 	Key  string `json:"key,omitempty" yaml:"key"`
+}
+
+// Evidence says where collections may go. Requests and playbooks pick a
+// destination by name, or give one (params.to, the trigger's
+// storageaccount) that lies under an allowed endpoint or local root; the
+// destinations are allowed too. The older flat form, a map of names to
+// destinations, is read as Destinations.
+type Evidence struct {
+	Destinations     map[string]string `json:"destinations,omitempty" yaml:"destinations"`
+	AllowedEndpoints []string          `json:"allowedEndpoints,omitempty" yaml:"allowedEndpoints"`
+	LocalRoots       []string          `json:"localRoots,omitempty" yaml:"localRoots"`
+}
+
+// UnmarshalYAML reads the structured form, or the flat map of names.
+func (e *Evidence) UnmarshalYAML(n *yaml.Node) error {
+	structured := false
+	if n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			switch n.Content[i].Value {
+			case "destinations", "allowedEndpoints", "localRoots":
+				structured = true
+			}
+		}
+	}
+	if !structured {
+		return n.Decode(&e.Destinations)
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		switch k := n.Content[i].Value; k {
+		case "destinations", "allowedEndpoints", "localRoots":
+		default:
+			return fmt.Errorf("line %d: field %s not found in evidence (want destinations, allowedEndpoints, localRoots)", n.Content[i].Line, k)
+		}
+	}
+	type plain Evidence
+	return n.Decode((*plain)(e))
+}
+
+// AKS configures the endpoint that replaces the original AKS response
+// Azure Function.
+type AKS struct {
+	// Route is the endpoint's path, matched without regard to case
+	// (default /api/AKSTriggerResponse).
+	Route string `json:"route,omitempty" yaml:"route"`
+	// Compat "original" isolates pods as the original function did:
+	// label status=quarantine and one deny-all-affected NetworkPolicy per
+	// namespace; a release also removes those markers when the original
+	// set them.
+	Compat string `json:"compat,omitempty" yaml:"compat"`
+	// IdempotencyWindow is how long a repeated request (same key and body,
+	// or the same x-ms-client-tracking-id or Idempotency-Key) gets the
+	// first answer instead of running again (default 10m, at most 24h).
+	IdempotencyWindow string `json:"idempotencyWindow,omitempty" yaml:"idempotencyWindow"`
+}
+
+// AKS compatibility modes.
+const CompatOriginal = "original"
+
+// DefaultAKSRoute is the original function's path.
+const DefaultAKSRoute = "/api/AKSTriggerResponse"
+
+// RouteOrDefault returns the configured path or the default.
+func (a AKS) RouteOrDefault() string {
+	if a.Route == "" {
+		return DefaultAKSRoute
+	}
+	return a.Route
+}
+
+// Window returns the idempotency window (default 10 minutes).
+func (a AKS) Window() time.Duration {
+	d, err := ParseDuration(a.IdempotencyWindow)
+	if err != nil {
+		return 10 * time.Minute
+	}
+	return d
 }
 
 // AlertsConfig tunes alert intake.
@@ -143,9 +231,24 @@ func (s *Serve) validate() error {
 			return fieldErrorf("defaultCluster", "cluster %q is not in clusters", s.DefaultCluster)
 		}
 	}
-	for name, dest := range s.Evidence {
+	for name, dest := range s.Evidence.Destinations {
 		if strings.TrimSpace(dest) == "" {
-			return fieldErrorf("evidence."+name, "empty destination")
+			return fieldErrorf("evidence.destinations."+name, "empty destination")
+		}
+	}
+	if r := s.AKS.Route; r != "" && (!strings.HasPrefix(r, "/") || strings.ContainsAny(r, " {}?#") || strings.Contains(r, "//")) {
+		return fieldErrorf("aks.route", "%q is not a path such as /api/AKSTriggerResponse", r)
+	}
+	if c := s.AKS.Compat; c != "" && c != CompatOriginal {
+		return fieldErrorf("aks.compat", "unknown mode %q (want original, or leave it out)", c)
+	}
+	if w := s.AKS.IdempotencyWindow; w != "" {
+		d, err := ParseDuration(w)
+		if err != nil {
+			return fieldErrorf("aks.idempotencyWindow", "%v", err)
+		}
+		if d > 24*time.Hour {
+			return fieldErrorf("aks.idempotencyWindow", "%s is longer than the maximum, 24h", w)
 		}
 	}
 	if s.Alerts.DedupeWindow != "" {

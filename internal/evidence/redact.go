@@ -4,7 +4,7 @@ import "regexp"
 
 // sigParam matches the signature of a SAS token, in a URL or a bare query
 // string, encoded or not.
-var sigParam = regexp.MustCompile(`(?i)(\bsig(=|%3D))[^&\s"'<>]*`)
+var sigParam = regexp.MustCompile(`(?i)((?:\b|%26|%3F)sig(?:=|%3D))[^&\s"'<>]*`)
 
 // Redact replaces the signature of every SAS token in s with REDACTED.
 // Everything kdfir prints or logs that may hold a blob URL goes through it.

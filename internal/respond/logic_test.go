@@ -140,7 +140,7 @@ func TestExitStatus(t *testing.T) {
 func TestCheckDenyAll(t *testing.T) {
 	sel := map[string]string{QuarantineKey: QuarantineValue}
 	ok := denyAllPolicy("ns", "kdfir-quarantine", sel, "id")
-	if err := checkDenyAll(ok, sel); err != nil {
+	if err := checkDenyAll(ok, sel, false); err != nil {
 		t.Fatal(err)
 	}
 	allowsIngress := ok.DeepCopy()
@@ -150,9 +150,17 @@ func TestCheckDenyAll(t *testing.T) {
 	wider := ok.DeepCopy()
 	wider.Spec.PodSelector = metav1.LabelSelector{}
 	for name, p := range map[string]*networkingv1.NetworkPolicy{"allows ingress": allowsIngress, "not kdfir's": foreign, "selects more": wider} {
-		if err := checkDenyAll(p, sel); err == nil {
+		if err := checkDenyAll(p, sel, false); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+	// A named policy may be someone else's, but must still deny all
+	// traffic of exactly those pods.
+	if err := checkDenyAll(foreign, sel, true); err != nil {
+		t.Errorf("named foreign deny-all: %v", err)
+	}
+	if err := checkDenyAll(wider, sel, true); err == nil {
+		t.Error("named policy that selects more: accepted")
 	}
 	if quarantinePolicyName(QuarantineKey, QuarantineValue) != "kdfir-quarantine" || quarantinePolicyName("status", "quarantine") == "kdfir-quarantine" {
 		t.Error("policy names")

@@ -116,7 +116,7 @@ func (IsolateNamespace) Plan(ctx context.Context, env Env, e *journal.Entry) (st
 		func() error {
 			p, err := getPolicy(ctx, env, op.name, op.rec.Policy)
 			if err == nil && p != nil {
-				err = checkDenyAll(p, nil)
+				err = checkDenyAll(p, nil, false)
 			}
 			missing = p == nil
 			return err
@@ -171,7 +171,7 @@ func (IsolateNamespace) Apply(ctx context.Context, env Env, e *journal.Entry, dr
 		// the same deny-all policy.
 		p, gerr := getPolicy(ctx, env, op.name, op.rec.Policy)
 		if gerr == nil && p != nil {
-			gerr = checkDenyAll(p, nil)
+			gerr = checkDenyAll(p, nil, false)
 		}
 		if gerr != nil {
 			return Outcome{}, gerr

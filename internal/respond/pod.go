@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/util/retry"
 
 	"github.com/kdfir/kdfir/internal/journal"
@@ -28,6 +29,12 @@ type IsolatePodParams struct {
 	// ReplicaSet, StatefulSet, DaemonSet or Job select it, so it leaves
 	// the Service endpoints and its controller replaces it.
 	Detach bool `json:"detach,omitempty"`
+	// Policy names the deny-all NetworkPolicy (default kdfir-quarantine,
+	// or a name derived from the label). A policy of that name that kdfir
+	// did not create is relied on, never changed or deleted, when it
+	// denies all traffic of exactly the labelled pods: so a namespace the
+	// original AKS function isolated (deny-all-affected) keeps working.
+	Policy string `json:"policy,omitempty"`
 }
 
 // isolatePodRecord is what isolate-pod journals as its parameters.
@@ -78,7 +85,14 @@ func (IsolatePod) Validate(target string, params json.RawMessage) (json.RawMessa
 	if err != nil {
 		return nil, err
 	}
-	return mustJSON(isolatePodRecord{IsolatePodParams: p, Policy: quarantinePolicyName(key, value)}), nil
+	policy := quarantinePolicyName(key, value)
+	if p.Policy != "" {
+		if errs := validation.IsDNS1123Subdomain(p.Policy); len(errs) > 0 {
+			return nil, inputErrorf("invalid policy name %q: %s", p.Policy, errs[0])
+		}
+		policy = p.Policy
+	}
+	return mustJSON(isolatePodRecord{IsolatePodParams: p, Policy: policy}), nil
 }
 
 func podObject(ns, name string) journal.Object {
@@ -145,7 +159,7 @@ func (IsolatePod) Plan(ctx context.Context, env Env, e *journal.Entry) (string, 
 		func() error {
 			p, err := getPolicy(ctx, env, op.ns, op.rec.Policy)
 			if err == nil && p != nil {
-				err = checkDenyAll(p, op.selector())
+				err = checkDenyAll(p, op.selector(), op.rec.IsolatePodParams.Policy != "")
 				policyExists = true
 			}
 			return err

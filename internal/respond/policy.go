@@ -64,14 +64,16 @@ func managedByKdfir(m metav1.Object) bool { return m.GetLabels()[ManagedByLabel]
 
 // checkDenyAll refuses to rely on a policy of that name that kdfir did not
 // create or that no longer denies all traffic of exactly those pods: kdfir
-// never silently takes over or rewrites someone else's policy.
-func checkDenyAll(p *networkingv1.NetworkPolicy, selector map[string]string) error {
+// never silently takes over or rewrites someone else's policy. A policy
+// the caller named (foreignOK) may be someone else's, when it denies all
+// traffic of exactly those pods; kdfir then relies on it and leaves it be.
+func checkDenyAll(p *networkingv1.NetworkPolicy, selector map[string]string, foreignOK bool) error {
 	sel := p.Spec.PodSelector
 	types := map[networkingv1.PolicyType]bool{}
 	for _, t := range p.Spec.PolicyTypes {
 		types[t] = true
 	}
-	ok := managedByKdfir(p) && len(sel.MatchExpressions) == 0 && maps.Equal(sel.MatchLabels, selector) &&
+	ok := (foreignOK || managedByKdfir(p)) && len(sel.MatchExpressions) == 0 && maps.Equal(sel.MatchLabels, selector) &&
 		len(p.Spec.Ingress) == 0 && len(p.Spec.Egress) == 0 &&
 		len(types) == 2 && types[networkingv1.PolicyTypeIngress] && types[networkingv1.PolicyTypeEgress]
 	if !ok {

@@ -179,10 +179,11 @@ func (r *Registry) prepare(req Request) (Action, json.RawMessage, error) {
 }
 
 // Builtin returns a registry of kdfir's actions: isolate-pod,
-// isolate-namespace, cordon-node and exec-pod (governed by exec).
+// isolate-namespace, cordon-node, exec-pod (governed by exec) and
+// remove-pod-markers.
 func Builtin(exec ExecPolicy) *Registry {
 	r := NewRegistry()
-	for _, a := range []Action{IsolatePod{}, IsolateNamespace{}, CordonNode{}, ExecPod{Policy: exec}} {
+	for _, a := range []Action{IsolatePod{}, IsolateNamespace{}, CordonNode{}, ExecPod{Policy: exec}, RemovePodMarkers{}} {
 		if err := r.Register(a); err != nil {
 			panic(err) // the names above are distinct constants
 		}

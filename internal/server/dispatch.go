@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -32,11 +33,31 @@ type Dispatcher struct {
 	Journal    *journal.Journal
 	SigningKey ed25519.PrivateKey
 	Log        *slog.Logger
+	// Evidence says where collections may go (NewDispatcher builds it
+	// from Config.Evidence).
+	Evidence *evidence.Policy
 
 	mu      sync.Mutex
 	clients map[string]*clusterClient
 	locks   map[string]*sync.Mutex // one per cluster/action/target
 }
+
+// NewDispatcher checks the configuration's evidence destinations and
+// returns a Dispatcher.
+func NewDispatcher(c *config.Config, j *journal.Journal, key ed25519.PrivateKey, log *slog.Logger) (*Dispatcher, error) {
+	pol, err := evidence.NewPolicy(c.Evidence.Destinations, c.Evidence.AllowedEndpoints, c.Evidence.LocalRoots)
+	if err != nil {
+		return nil, err
+	}
+	return &Dispatcher{Config: c, Journal: j, SigningKey: key, Log: log, Evidence: pol}, nil
+}
+
+// Markers of the original AKS response function, used with aks.compat:
+// original.
+const (
+	compatLabel  = "status=quarantine"
+	compatPolicy = "deny-all-affected"
+)
 
 // lock serialises actions on one target, so two alerts about the same pod
 // delivered at once plan and apply one after the other: the second finds
@@ -170,9 +191,85 @@ func checkTarget(ctx context.Context, cc *clusterClient, t alert.Entity) error {
 	case apierrors.IsBadRequest(err), apierrors.IsInvalid(err):
 		return badRequest("invalid %s %q", t.Type, targetString(t))
 	case err != nil:
-		return fmt.Errorf("look up %s %s: %w", t.Type, targetString(t), err)
+		return clusterError(fmt.Errorf("look up %s %s in cluster %s: %w", t.Type, targetString(t), cc.name, err))
 	}
 	return nil
+}
+
+// ErrUnavailable marks errors reaching a cluster: a retry later may
+// succeed. The API answers 503 with Retry-After.
+var ErrUnavailable = errors.New("cluster unavailable")
+
+// clusterError marks err as ErrUnavailable when the cluster could not be
+// reached or did not answer in time.
+func clusterError(err error) error {
+	if err == nil || errors.Is(err, ErrBadRequest) {
+		return err
+	}
+	var ne net.Error
+	if errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) || apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) ||
+		apierrors.IsServiceUnavailable(err) || apierrors.IsTooManyRequests(err) {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return err
+}
+
+// validate checks what a request asks for without any API call: the
+// target's name, the parameters, and for a collection the destination,
+// which it returns.
+func (d *Dispatcher) validate(cc *clusterClient, req ActionRequest) (dest string, err error) {
+	if req.Target.Name == "" {
+		return "", badRequest("%s needs a target %s", req.Action, req.Target.Type)
+	}
+	if strings.HasPrefix(req.Action, "collect-") {
+		dest, err = d.destination(req.Params)
+		if err != nil {
+			return "", fmt.Errorf("%w: %v", ErrBadRequest, err)
+		}
+		// The target's name is checked as the matching isolation checks it.
+		byType := map[string]string{alert.EntityPod: "isolate-pod", alert.EntityNamespace: "isolate-namespace", alert.EntityNode: "cordon-node"}
+		if a, ok := byType[req.Target.Type]; ok {
+			if err := d.runner(cc, req.Actor).Actions.Validate(respond.Request{Action: a, Target: targetString(req.Target)}); err != nil {
+				return "", fmt.Errorf("%w: %v", ErrBadRequest, err)
+			}
+		}
+		return dest, nil
+	}
+	action, params := req.Action, any(req.Params)
+	if base, ok := releases[req.Action]; ok {
+		action, params = base, nil
+	}
+	if req.Params == nil {
+		params = nil
+	}
+	if err := d.runner(cc, req.Actor).Actions.Validate(respond.Request{Action: action, Target: targetString(req.Target), Params: params}); err != nil {
+		return "", fmt.Errorf("%w: %v", ErrBadRequest, err)
+	}
+	return "", nil
+}
+
+// destination resolves a collection's destination: params.destination
+// names a configured one ("default" when neither is given), and params.to
+// must lie under an allowed endpoint or root.
+func (d *Dispatcher) destination(params map[string]any) (string, error) {
+	pol := d.Evidence
+	if pol == nil {
+		var err error
+		if pol, err = evidence.NewPolicy(d.Config.Evidence.Destinations, d.Config.Evidence.AllowedEndpoints, d.Config.Evidence.LocalRoots); err != nil {
+			return "", err
+		}
+	}
+	to, _ := params["to"].(string)
+	name, _ := params["destination"].(string)
+	switch {
+	case to != "" && name != "":
+		return "", errors.New("give params.to or params.destination, not both")
+	case to != "":
+		return to, pol.Check(to)
+	case name == "":
+		name = "default"
+	}
+	return pol.Named(name)
 }
 
 // Run carries out one action now.
@@ -181,14 +278,16 @@ func (d *Dispatcher) Run(ctx context.Context, req ActionRequest) (*ActionResult,
 	if err != nil {
 		return nil, err
 	}
-	if req.Target.Name == "" {
-		return nil, badRequest("%s needs a target %s", req.Action, req.Target.Type)
+	req = d.compat(req)
+	dest, err := d.validate(cc, req)
+	if err != nil {
+		return nil, err
 	}
 	if err := checkTarget(ctx, cc, req.Target); err != nil {
 		return nil, err
 	}
 	if strings.HasPrefix(req.Action, "collect-") {
-		return d.collect(ctx, cc, req)
+		return d.collect(ctx, cc, req, dest)
 	}
 	base := req.Action
 	if b, ok := releases[req.Action]; ok {
@@ -199,6 +298,9 @@ func (d *Dispatcher) Run(ctx context.Context, req ActionRequest) (*ActionResult,
 	var res *respond.Result
 	if base, ok := releases[req.Action]; ok {
 		res, err = r.Release(ctx, base, targetString(req.Target), req.DryRun)
+		if err == nil && req.Action == "unisolate-pod" && d.Config.AKS.Compat == config.CompatOriginal {
+			res, err = d.removeMarkers(ctx, r, req, res)
+		}
 	} else {
 		params, perr := json.Marshal(req.Params)
 		if perr != nil {
@@ -213,27 +315,62 @@ func (d *Dispatcher) Run(ctx context.Context, req ActionRequest) (*ActionResult,
 	if errors.As(err, &ie) || errors.Is(err, respond.ErrExecDisabled) || errors.Is(err, respond.ErrNotAllowed) {
 		err = fmt.Errorf("%w: %v", ErrBadRequest, err)
 	}
+	err = clusterError(err)
 	if res == nil {
 		return nil, err
 	}
-	return &ActionResult{ID: res.ID, Action: req.Action, Target: targetString(req.Target), Status: string(res.Status), Message: res.Message, Changes: res.Changes}, err
+	return &ActionResult{ID: res.ID, Action: req.Action, Target: targetString(req.Target), Status: string(res.Status), Message: res.Message,
+		Changes: res.Changes, Output: res.Output, Warnings: res.Warnings}, err
 }
 
-// collect runs a journaled evidence collection to the destination the
-// request names: params.to (a DEST), or params.destination (a name in the
-// config's evidence section, default "default").
-func (d *Dispatcher) collect(ctx context.Context, cc *clusterClient, req ActionRequest) (*ActionResult, error) {
-	dest, _ := req.Params["to"].(string)
-	if dest == "" {
-		name, _ := req.Params["destination"].(string)
-		if name == "" {
-			name = "default"
-		}
-		dest = d.Config.Evidence[name]
-		if dest == "" {
-			return nil, badRequest("evidence destination %q is not configured", name)
-		}
+// compat fills in the original function's markers, with aks.compat:
+// original, when the request names no label of its own.
+func (d *Dispatcher) compat(req ActionRequest) ActionRequest {
+	if d.Config.AKS.Compat != config.CompatOriginal {
+		return req
 	}
+	switch req.Action {
+	case "isolate-pod", "isolate-namespace":
+		if _, ok := req.Params["label"]; ok {
+			return req
+		}
+		params := map[string]any{"label": compatLabel}
+		if req.Action == "isolate-pod" {
+			params["policy"] = compatPolicy
+		}
+		for k, v := range req.Params {
+			params[k] = v
+		}
+		req.Params = params
+	}
+	return req
+}
+
+// removeMarkers releases, after kdfir's own isolations, a pod that the
+// original function quarantined: its label and policy, when they are
+// still there and no journal entry explains them.
+func (d *Dispatcher) removeMarkers(ctx context.Context, r *respond.Runner, req ActionRequest, released *respond.Result) (*respond.Result, error) {
+	res, err := r.Run(ctx, respond.Request{Action: "remove-pod-markers", Target: targetString(req.Target), DryRun: req.DryRun, Reason: req.Reason,
+		Params: respond.RemovePodMarkersParams{Label: compatLabel, Policy: compatPolicy}})
+	if err != nil || res.Status == respond.StatusUnchanged {
+		if released.Status == respond.StatusUnchanged && res != nil {
+			released.Message += "; " + res.Message
+		}
+		return released, err
+	}
+	if released.Status == respond.StatusUnchanged {
+		res.Message = "removed the original function's quarantine markers (" + compatLabel + ", networkpolicy " + compatPolicy + "); journaled as action " + res.ID
+		return res, nil
+	}
+	released.Changes = append(released.Changes, res.Changes...)
+	released.Reverted = append(released.Reverted, res.ID)
+	released.Message += "; also removed the original function's markers (action " + res.ID + ")"
+	return released, nil
+}
+
+// collect runs a journaled evidence collection to dest, which validate
+// resolved and checked.
+func (d *Dispatcher) collect(ctx context.Context, cc *clusterClient, req ActionRequest, dest string) (*ActionResult, error) {
 	sink, err := evidence.OpenDest(dest)
 	if err != nil {
 		return nil, badRequest("%v", err)

@@ -162,14 +162,9 @@ func (s *Server) postAction(w http.ResponseWriter, r *http.Request, key *auth.Ke
 		req.Cluster = firstNonEmpty(req.Target.Cluster, key.Cluster)
 	}
 	req.Actor = key.Name
-	res, err := s.run(r.Context(), req)
+	res, err := s.run(context.WithoutCancel(r.Context()), req)
 	if err != nil {
-		code := actionStatus(err)
-		if res != nil {
-			writeJSON(w, code, map[string]any{"error": err.Error(), "action": res})
-			return
-		}
-		writeError(w, code, err.Error())
+		writeActionError(w, err, res)
 		return
 	}
 	writeJSON(w, http.StatusOK, res)
@@ -188,7 +183,7 @@ func (s *Server) listActions(w http.ResponseWriter, r *http.Request, _ *auth.Key
 func (s *Server) getAction(w http.ResponseWriter, r *http.Request, _ *auth.Key) {
 	e, err := s.Actions.Get(r.Context(), r.PathValue("id"))
 	if err != nil {
-		writeError(w, actionStatus(err), err.Error())
+		writeActionError(w, err, nil)
 		return
 	}
 	writeJSON(w, http.StatusOK, e)
@@ -197,7 +192,7 @@ func (s *Server) getAction(w http.ResponseWriter, r *http.Request, _ *auth.Key) 
 func (s *Server) revertAction(w http.ResponseWriter, r *http.Request, key *auth.Key) {
 	res, err := s.Actions.Revert(r.Context(), r.PathValue("id"), key.Name)
 	if err != nil {
-		writeError(w, actionStatus(err), err.Error())
+		writeActionError(w, err, nil)
 		return
 	}
 	writeJSON(w, http.StatusOK, res)
@@ -214,7 +209,7 @@ func (s *Server) approveAction(w http.ResponseWriter, r *http.Request, key *auth
 	ctx := r.Context()
 	e, err := s.Actions.Get(ctx, r.PathValue("id"))
 	if err != nil {
-		writeError(w, actionStatus(err), err.Error())
+		writeActionError(w, err, nil)
 		return
 	}
 	if !key.Allows(e.Action) {
@@ -223,7 +218,7 @@ func (s *Server) approveAction(w http.ResponseWriter, r *http.Request, key *auth
 	}
 	res, raw, err := s.Actions.Approve(ctx, e.ID, key.Name)
 	if err != nil {
-		writeError(w, actionStatus(err), err.Error())
+		writeActionError(w, err, nil)
 		return
 	}
 	out := map[string]any{"action": res}

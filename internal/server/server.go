@@ -21,6 +21,7 @@ import (
 
 	"github.com/kdfir/kdfir/internal/alert"
 	"github.com/kdfir/kdfir/internal/auth"
+	"github.com/kdfir/kdfir/internal/evidence"
 	"github.com/kdfir/kdfir/internal/journal"
 	"github.com/kdfir/kdfir/internal/playbook"
 )
@@ -48,6 +49,9 @@ type ActionResult struct {
 	Status  string           `json:"status"`
 	Message string           `json:"message,omitempty"`
 	Changes []journal.Change `json:"changes,omitempty"`
+	// Output is what the action returned: exec-pod's respond.ExecOutput.
+	Output   any      `json:"output,omitempty"`
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Actions runs actions and reads the journal. Errors wrapping
@@ -105,8 +109,18 @@ type Server struct {
 	MaxBody, MaxAuditBody int64
 	// Ready reports readiness (nil: always ready).
 	Ready func(ctx context.Context) error
+	// AKSRoute is the path of the original function's endpoint, matched
+	// without regard to case (default /api/AKSTriggerResponse).
+	AKSRoute string
+	// IdempotencyWindow is how long the AKS endpoint replays an answer to
+	// a repeated request (default 10 minutes).
+	IdempotencyWindow time.Duration
+	// Evidence maps the AKS endpoint's storageaccount to a checked
+	// destination (nil: collectartifacts to blob storage is refused).
+	Evidence *evidence.Policy
 
 	alertMu sync.Mutex // serialises alert de-duplication
+	replays replays
 }
 
 // Handler returns the routes.
@@ -115,7 +129,11 @@ func (s *Server) Handler() http.Handler {
 	route := func(pattern, name, scope string, h func(http.ResponseWriter, *http.Request, *auth.Key)) {
 		mux.Handle(pattern, s.wrap(name, scope, h))
 	}
-	route("POST /api/AKSTriggerResponse", "aks-trigger", "", s.aksTrigger)
+	aksRoute := s.AKSRoute
+	if aksRoute == "" {
+		aksRoute = "/api/AKSTriggerResponse"
+	}
+	aks := s.wrap("aks-trigger", "", s.aksTrigger)
 	route("POST /v1/alerts", "alerts-post", auth.ScopeAlerts, s.postAlert)
 	route("GET /v1/alerts", "alerts-list", auth.ScopeRead, s.listAlerts)
 	route("GET /v1/alerts/{id}", "alerts-get", auth.ScopeRead, s.getAlert)
@@ -138,7 +156,20 @@ func (s *Server) Handler() http.Handler {
 		}
 		_, _ = io.WriteString(w, "ok\n")
 	})
-	return mux
+	// Azure Functions match routes without regard to case, and so does
+	// the AKS endpoint.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.EqualFold(strings.TrimSuffix(r.URL.Path, "/"), aksRoute) {
+			if r.Method != http.MethodPost {
+				w.Header().Set("Allow", http.MethodPost)
+				writeError(w, http.StatusMethodNotAllowed, "use POST")
+				return
+			}
+			aks.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 type statusWriter struct {
@@ -237,7 +268,12 @@ func decodeStrict(b []byte, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("invalid JSON: %w", err)
 	}
-	if dec.More() {
+	return noTrailing(dec)
+}
+
+// noTrailing fails when anything but white space follows the value.
+func noTrailing(dec *json.Decoder) error {
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return errors.New("invalid JSON: trailing data after the object")
 	}
 	return nil
@@ -256,6 +292,21 @@ func readBody(r *http.Request) ([]byte, error) {
 	return b, nil
 }
 
+// writeActionError answers an action's error: 400 for the caller's, 404,
+// 503 with Retry-After when the cluster cannot be reached, else 500. res,
+// when the action was journaled, goes along.
+func writeActionError(w http.ResponseWriter, err error, res *ActionResult) {
+	code := actionStatus(err)
+	if code == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", retryAfter)
+	}
+	if res != nil {
+		writeJSON(w, code, map[string]any{"error": err.Error(), "action": res})
+		return
+	}
+	writeError(w, code, err.Error())
+}
+
 // actionStatus maps an action error to a status code.
 func actionStatus(err error) int {
 	if errors.Is(err, ErrBadRequest) {
@@ -263,6 +314,9 @@ func actionStatus(err error) int {
 	}
 	if errors.Is(err, journal.ErrNotFound) {
 		return http.StatusNotFound
+	}
+	if errors.Is(err, ErrUnavailable) {
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
 }
