@@ -50,17 +50,18 @@ func (b *batchSource) Scan(ctx context.Context, req table.ScanRequest) (table.Ro
 	b.mu.Lock()
 	rows := b.cache[cacheKey]
 	if rows == nil {
-		rows = make([][]any, len(b.events))
+		rows = make([][]any, len(b.events)*passes(req.Table))
 		b.cache[cacheKey] = rows
 	}
 	b.mu.Unlock()
-	return &batchRows{ctx: ctx, src: b, rows: rows, m: m, checks: checks, i: -1}, nil
+	return &batchRows{ctx: ctx, src: b, table: req.Table, rows: rows, m: m, checks: checks, i: -1}, nil
 }
 
 type batchRows struct {
 	ctx    context.Context
 	src    *batchSource
-	rows   [][]any
+	table  string
+	rows   [][]any // per slot: pass*len(events) + event index
 	m      *Mapper
 	checks []func(*Event) bool
 	i      int
@@ -69,7 +70,8 @@ type batchRows struct {
 }
 
 func (r *batchRows) Next() bool {
-	for r.err == nil && r.i+1 < len(r.src.events) {
+	n := len(r.src.events)
+	for r.err == nil && r.i+1 < len(r.rows) {
 		r.i++
 		if r.i%1024 == 0 {
 			if err := r.ctx.Err(); err != nil {
@@ -77,8 +79,9 @@ func (r *batchRows) Next() bool {
 				return false
 			}
 		}
-		e := &r.src.events[r.i]
-		ok := true
+		e := &r.src.events[r.i%n]
+		pass := r.i / n
+		ok := shows(r.table, e, pass)
 		for _, c := range r.checks {
 			if !c(e) {
 				ok = false
@@ -91,7 +94,7 @@ func (r *batchRows) Next() bool {
 		r.src.mu.Lock()
 		row := r.rows[r.i]
 		if row == nil {
-			row = append([]any(nil), r.m.Row(e)...)
+			row = append([]any(nil), r.m.rowOf(e, pass)...)
 			r.rows[r.i] = row
 		}
 		r.src.mu.Unlock()
@@ -103,7 +106,7 @@ func (r *batchRows) Next() bool {
 
 func (r *batchRows) Row() []any          { return r.row }
 func (r *batchRows) Err() error          { return r.err }
-func (r *batchRows) Close() error        { r.i = len(r.src.events); return nil }
+func (r *batchRows) Close() error        { r.i = len(r.rows); return nil }
 func (r *batchRows) RowsAreStable() bool { return true }
 
 // hotField names the decoded Event field a table column (and path into it)
@@ -142,7 +145,7 @@ func hotField(tableName string, f table.Filter) string {
 		case "RawEventData.User.username":
 			return "username"
 		}
-	case AKSAudit:
+	case AKSAudit, AKSAuditAdmin:
 		switch key {
 		case "Verb":
 			return "verb"

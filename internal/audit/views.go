@@ -13,6 +13,8 @@ const (
 	KubeAudit        = "KubeAudit"
 	CloudAuditEvents = "CloudAuditEvents"
 	AKSAudit         = "AKSAudit"
+	AKSAuditAdmin    = "AKSAuditAdmin"
+	AzureDiagnostics = "AzureDiagnostics"
 )
 
 // DataSource values of CloudAuditEvents, chosen from the cluster resource
@@ -78,20 +80,33 @@ var schemas = map[string][]table.Column{
 		col("Cluster", table.String), col("RawEventData", table.Dynamic),
 		col("AdditionalFields", table.Dynamic),
 	},
-	AKSAudit: {
-		col("TimeGenerated", table.DateTime), col("Level", table.String), col("AuditId", table.String),
-		col("Stage", table.String), col("RequestUri", table.String), col("Verb", table.String),
-		col("User", table.Dynamic), col("SourceIps", table.Dynamic), col("UserAgent", table.String),
-		col("ObjectRef", table.Dynamic), col("ResponseStatus", table.Dynamic),
-		col("RequestObject", table.Dynamic), col("ResponseObject", table.Dynamic),
-		col("Annotations", table.Dynamic), col("RequestReceivedTime", table.DateTime),
-		col("StageReceivedTime", table.DateTime), col("_ResourceId", table.String),
+	AKSAudit:      aksSchema,
+	AKSAuditAdmin: aksSchema,
+	AzureDiagnostics: {
+		col("TimeGenerated", table.DateTime), col("Category", table.String), col("log_s", table.String),
+		col("ResourceId", table.String), col("_ResourceId", table.String), col("SubscriptionId", table.String),
+		col("ResourceGroup", table.String), col("Resource", table.String), col("ResourceProvider", table.String),
+		col("ResourceType", table.String), col("OperationName", table.String), col("SourceSystem", table.String),
 		col("Cluster", table.String), col("Type", table.String),
 	},
 }
 
+// aksSchema is the columns of AKSAudit and AKSAuditAdmin.
+var aksSchema = []table.Column{
+	col("TimeGenerated", table.DateTime), col("Level", table.String), col("AuditId", table.String),
+	col("Stage", table.String), col("RequestUri", table.String), col("Verb", table.String),
+	col("User", table.Dynamic), col("SourceIps", table.Dynamic), col("UserAgent", table.String),
+	col("ObjectRef", table.Dynamic), col("ResponseStatus", table.Dynamic),
+	col("RequestObject", table.Dynamic), col("ResponseObject", table.Dynamic),
+	col("Annotations", table.Dynamic), col("RequestReceivedTime", table.DateTime),
+	col("StageReceivedTime", table.DateTime), col("_ResourceId", table.String),
+	col("Cluster", table.String), col("Type", table.String),
+}
+
 // Tables returns the table names, sorted.
-func Tables() []string { return []string{AKSAudit, CloudAuditEvents, KubeAudit} }
+func Tables() []string {
+	return []string{AKSAudit, AKSAuditAdmin, AzureDiagnostics, CloudAuditEvents, KubeAudit}
+}
 
 // Schema returns a copy of a table's columns, or an error naming it.
 func Schema(name string) ([]table.Column, error) {
@@ -161,12 +176,26 @@ var memberKeys = map[string]map[string][]string{
 		"RequestReceivedTime": {"requestReceivedTimestamp"}, "StageReceivedTime": {"stageTimestamp"},
 		"_ResourceId": nil, "Cluster": nil, "Type": nil,
 	},
+	AzureDiagnostics: {
+		"TimeGenerated": nil, "Category": nil, "log_s": nil, "ResourceId": nil, "_ResourceId": nil,
+		"SubscriptionId": nil, "ResourceGroup": nil, "Resource": nil, "ResourceProvider": nil,
+		"ResourceType": nil, "OperationName": nil, "SourceSystem": nil, "Cluster": nil, "Type": nil,
+	},
 }
+
+func init() { memberKeys[AKSAuditAdmin] = memberKeys[AKSAudit] }
 
 // Row maps e to a row. It reads only e.Raw (which must be a valid event
 // object, as from ParseEvent), e.Time, e.Cluster and e.ClusterResourceID;
 // the other values come from Raw, which is parsed once per call.
-func (m *Mapper) Row(e *Event) []any {
+func (m *Mapper) Row(e *Event) []any { return m.rowOf(e, 0) }
+
+// rowOf maps e to its row in pass p of the table (see passes).
+func (m *Mapper) rowOf(e *Event, pass int) []any {
+	if m.table == AzureDiagnostics {
+		diagRow(m.row, e, pass)
+		return m.row
+	}
 	var obj map[string]any
 	if m.keys == nil {
 		obj, _ = dynamic(e.Raw[skipWS(e.Raw, 0):]).(map[string]any)
@@ -187,8 +216,8 @@ func (m *Mapper) Row(e *Event) []any {
 		kubeAuditRow(m.row, e, obj)
 	case CloudAuditEvents:
 		cloudAuditRow(m.row, e, obj)
-	case AKSAudit:
-		aksAuditRow(m.row, e, obj)
+	case AKSAudit, AKSAuditAdmin:
+		aksAuditRow(m.row, e, obj, m.table)
 	}
 	return m.row
 }
@@ -301,12 +330,12 @@ func userFromMap(v any) UserInfo {
 	return u
 }
 
-func aksAuditRow(r []any, e *Event, o map[string]any) {
+func aksAuditRow(r []any, e *Event, o map[string]any, typ string) {
 	r[0], r[1], r[2] = timeOrNil(e.Time), str(o["level"]), str(o["auditID"])
 	r[3], r[4], r[5] = str(o["stage"]), str(o["requestURI"]), str(o["verb"])
 	r[6], r[7], r[8] = o["user"], o["sourceIPs"], str(o["userAgent"])
 	r[9], r[10], r[11] = o["objectRef"], o["responseStatus"], o["requestObject"]
 	r[12], r[13] = o["responseObject"], o["annotations"]
 	r[14], r[15] = dt(o["requestReceivedTimestamp"]), dt(o["stageTimestamp"])
-	r[16], r[17], r[18] = e.ClusterResourceID, e.Cluster, AKSAudit
+	r[16], r[17], r[18] = e.ClusterResourceID, e.Cluster, typ
 }

@@ -67,8 +67,17 @@ func rows(t *testing.T, src table.Source, name string, filters ...table.Filter) 
 func TestViewsFollowContract(t *testing.T) {
 	evs := testEvents(t)
 	src := audit.NewBatchSource(evs)
-	if d := cmp.Diff([]string{"AKSAudit", "CloudAuditEvents", "KubeAudit"}, audit.Tables()); d != "" {
+	if d := cmp.Diff([]string{"AKSAudit", "AKSAuditAdmin", "AzureDiagnostics", "CloudAuditEvents", "KubeAudit"}, audit.Tables()); d != "" {
 		t.Error(d)
+	}
+	admin := 0
+	for i := range evs {
+		if audit.IsAdmin(&evs[i]) {
+			admin++
+		}
+	}
+	if admin == 0 || admin == len(evs) {
+		t.Fatalf("%d admin events of %d: the test needs both kinds", admin, len(evs))
 	}
 	for _, name := range audit.Tables() {
 		cols, err := src.Schema(context.Background(), name)
@@ -76,8 +85,15 @@ func TestViewsFollowContract(t *testing.T) {
 			t.Fatal(err)
 		}
 		got := rows(t, src, name)
-		if len(got) != len(evs) {
-			t.Fatalf("%s: %d rows for %d events", name, len(got), len(evs))
+		want := len(evs)
+		switch name {
+		case audit.AKSAuditAdmin:
+			want = admin
+		case audit.AzureDiagnostics:
+			want = len(evs) + admin
+		}
+		if len(got) != want {
+			t.Fatalf("%s: %d rows for %d events, want %d", name, len(got), len(evs), want)
 		}
 		for _, r := range got {
 			if err := audittest.CheckRow(cols, r); err != nil {

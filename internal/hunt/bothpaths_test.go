@@ -101,14 +101,19 @@ func TestBothPathsOnAuditEvents(t *testing.T) {
 		"KubeAudit rows":        "KubeAudit",
 		"CloudAuditEvents rows": "CloudAuditEvents",
 		"AKSAudit rows":         "AKSAudit",
-		"count by user, verb":   "KubeAudit | summarize count() by tostring(user.username), verb",
-		"exec":                  `KubeAudit | where requestURI has "exec" | count`,
-		"hostPath":              `KubeAudit | where tostring(requestObject) contains "hostPath" | count`,
-		"names by hour":         "KubeAudit | summarize dcount(tostring(objectRef.name)) by bin(stageTimestamp, 1h)",
-		"containers":            `KubeAudit | where verb == "create" and objectRef.resource == "pods" | mv-expand c = requestObject.spec.containers | project auditID, n = tostring(c.name), image = tostring(c.image), priv = tostring(c.securityContext.privileged)`,
-		"aks by code":           "AKSAudit | summarize n = count(), users = dcount(tostring(User.username)) by code = toint(ResponseStatus.code), Verb",
-		"raw members":           "CloudAuditEvents | project ReportId, RawEventData.Kind, RawEventData.StageTimestamp, RawEventData.principaloid, RawEventData.AzureResourceId, RawEventData.ObjectRef.name, DataSource, ActionType",
-		"union":                 "union withsource=T KubeAudit, (AKSAudit | project verb = Verb, auditID = AuditId) | summarize count() by T, verb",
+		"AKSAuditAdmin rows":    "AKSAuditAdmin",
+		"AzureDiagnostics rows": "AzureDiagnostics",
+		"legacy exec": `AzureDiagnostics | where Category == "kube-audit" | extend log = parse_json(log_s)
+			| where log.objectRef.subresource == "exec" | project TimeGenerated, Resource, user = tostring(log.user.username), uri = tostring(log.requestURI)`,
+		"legacy admin verbs":  `AzureDiagnostics | where Category == "kube-audit-admin" | extend log = parse_json(log_s) | summarize count() by verb = tostring(log.verb), Category`,
+		"count by user, verb": "KubeAudit | summarize count() by tostring(user.username), verb",
+		"exec":                `KubeAudit | where requestURI has "exec" | count`,
+		"hostPath":            `KubeAudit | where tostring(requestObject) contains "hostPath" | count`,
+		"names by hour":       "KubeAudit | summarize dcount(tostring(objectRef.name)) by bin(stageTimestamp, 1h)",
+		"containers":          `KubeAudit | where verb == "create" and objectRef.resource == "pods" | mv-expand c = requestObject.spec.containers | project auditID, n = tostring(c.name), image = tostring(c.image), priv = tostring(c.securityContext.privileged)`,
+		"aks by code":         "AKSAudit | summarize n = count(), users = dcount(tostring(User.username)) by code = toint(ResponseStatus.code), Verb",
+		"raw members":         "CloudAuditEvents | project ReportId, RawEventData.Kind, RawEventData.StageTimestamp, RawEventData.principaloid, RawEventData.AzureResourceId, RawEventData.ObjectRef.name, DataSource, ActionType",
+		"union":               "union withsource=T KubeAudit, (AKSAudit | project verb = Verb, auditID = AuditId) | summarize count() by T, verb",
 	}
 	for _, b := range Library() {
 		params := map[string]string{}

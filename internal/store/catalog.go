@@ -11,7 +11,7 @@ import (
 )
 
 // This file defines the table views (KubeAudit, CloudAuditEvents,
-// AKSAudit) as SQL over the events table, for the KQL compiler. They give
+// AKSAudit, AKSAuditAdmin, AzureDiagnostics) as SQL over the events table, for the KQL compiler. They give
 // exactly the rows that audit.Mapper builds from an event in memory; the
 // tests hold the two to each other.
 
@@ -52,7 +52,27 @@ func (c catalog) Table(name string) (*sqlc.Table, bool) {
 	if !ok {
 		return nil, false
 	}
-	return &sqlc.Table{Name: name, From: "events", Where: c.where, Columns: cols}, true
+	t := &sqlc.Table{Name: name, From: "events", Where: c.where, Columns: cols}
+	switch name {
+	case audit.AKSAuditAdmin:
+		t.Where = and(t.Where, adminSQL)
+	case audit.AzureDiagnostics:
+		// Every event as kube-audit, admin events again as
+		// kube-audit-admin (see audit.IsAdmin).
+		t.From = `(SELECT *, '` + audit.CategoryAudit + `' AS diag_category FROM events
+	UNION ALL SELECT *, '` + audit.CategoryAuditAdmin + `' AS diag_category FROM events WHERE ` + adminSQL + `) AS events`
+	}
+	return t, true
+}
+
+// adminSQL mirrors audit.IsAdmin.
+const adminSQL = "coalesce(verb, '') NOT IN ('get', 'list')"
+
+func and(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + " AND " + b
 }
 
 func str(name, sql string) *sqlc.Column {
@@ -98,6 +118,52 @@ const dataSourceSQL = `CASE
 	  OR (starts_with(lower(cluster_resource_id), 'projects/') AND contains(lower(cluster_resource_id), '/clusters/')) THEN 'Google Kubernetes Engine'
 	ELSE 'Kubernetes' END`
 
+// diagLogSQL mirrors audit.DiagnosticsLog: the event as JSON text with
+// the API server's member names and order.
+var diagLogSQL = func() string {
+	strs := []struct {
+		key, col string
+		bit      uint8
+	}{
+		{"kind", "kind", audit.StrKind}, {"apiVersion", "api_version", audit.StrAPIVersion},
+		{"level", "level", audit.StrLevel}, {"auditID", "audit_id", audit.StrAuditID},
+		{"stage", "stage", audit.StrStage}, {"requestURI", "request_uri", audit.StrRequestURI},
+		{"verb", "verb", audit.StrVerb}, {"userAgent", "user_agent", audit.StrUserAgent},
+	}
+	str := func(key string) string {
+		for _, s := range strs {
+			if s.key == key {
+				return fmt.Sprintf(`'"%s":' || coalesce(CAST(to_json(%s) AS VARCHAR), CASE WHEN null_strs & %d <> 0 THEN 'null' END)`, key, s.col, s.bit)
+			}
+		}
+		panic(key)
+	}
+	obj := func(key, col string) string { return `'"` + key + `":' || ` + col }
+	stamp := func(key, pascal string) string {
+		return fmt.Sprintf(`CASE WHEN json_type(extra, '$.%[2]s') = 'VARCHAR' THEN '"%[1]s":' || CAST(json_extract(extra, '$.%[2]s') AS VARCHAR) END`, key, pascal)
+	}
+	parts := []string{
+		str("kind"), str("apiVersion"), str("level"), str("auditID"), str("stage"), str("requestURI"), str("verb"),
+		obj("user", `"user"`), obj("impersonatedUser", "impersonated_user"), obj("sourceIPs", "source_ips"),
+		str("userAgent"), obj("objectRef", "object_ref"), obj("responseStatus", "response_status"),
+		obj("requestObject", "request_object"), obj("responseObject", "response_object"),
+		stamp("requestReceivedTimestamp", "RequestReceivedTimestamp"), stamp("stageTimestamp", "StageTimestamp"),
+		obj("annotations", "annotations"),
+	}
+	return "'{' || concat_ws(',', " + strings.Join(parts, ", ") + ") || '}'"
+}()
+
+// aksIDPart is a part of an AKS cluster resource id (” for other ids);
+// see audit.AKSResourceIDPattern.
+func aksIDPart(i int) string {
+	return fmt.Sprintf("regexp_extract(cluster_resource_id, '%s', %d)", audit.AKSResourceIDPattern, i)
+}
+
+// ifAKS is v for an AKS cluster, else ”.
+func ifAKS(v string) string {
+	return fmt.Sprintf("CASE WHEN regexp_matches(cluster_resource_id, '%s') THEN %s ELSE '' END", audit.AKSResourceIDPattern, v)
+}
+
 // actionTypeSQL mirrors audit.ActionType.
 const actionTypeSQL = `('Kubernetes' || CASE WHEN verb IS NULL OR verb = '' THEN ''
 	WHEN substring(verb, 1, 1) BETWEEN 'a' AND 'z' THEN upper(substring(verb, 1, 1)) || substring(verb, 2)
@@ -135,6 +201,19 @@ var rawEventDataSQL = func() string {
 	return "'{' || concat_ws(',', " + strings.Join(parts, ", ") + ") || '}'"
 }()
 
+func aksColumns(typ string) []*sqlc.Column {
+	return []*sqlc.Column{
+		col("TimeGenerated", table.DateTime, "time"), str("Level", "level"), str("AuditId", "audit_id"),
+		str("Stage", "stage"), str("RequestUri", "request_uri"), str("Verb", "verb"), userCol("User"),
+		dyn("SourceIps", "source_ips"), str("UserAgent", "user_agent"), objectRefCol("ObjectRef"),
+		dyn("ResponseStatus", "response_status"), dyn("RequestObject", "request_object"),
+		dyn("ResponseObject", "response_object"), dyn("Annotations", "annotations"),
+		col("RequestReceivedTime", table.DateTime, "request_received"), col("StageReceivedTime", table.DateTime, "stage_timestamp"),
+		col("_ResourceId", table.String, "cluster_resource_id"), col("Cluster", table.String, "cluster"),
+		col("Type", table.String, "'"+typ+"'"),
+	}
+}
+
 var views = map[string][]*sqlc.Column{
 	audit.KubeAudit: {
 		str("kind", "kind"), str("apiVersion", "api_version"), str("level", "level"),
@@ -164,14 +243,17 @@ var views = map[string][]*sqlc.Column{
 		}},
 		{Name: "AdditionalFields", Type: table.Dynamic, SQL: "CAST(json_object('Cluster', cluster) AS VARCHAR)"},
 	},
-	audit.AKSAudit: {
-		col("TimeGenerated", table.DateTime, "time"), str("Level", "level"), str("AuditId", "audit_id"),
-		str("Stage", "stage"), str("RequestUri", "request_uri"), str("Verb", "verb"), userCol("User"),
-		dyn("SourceIps", "source_ips"), str("UserAgent", "user_agent"), objectRefCol("ObjectRef"),
-		dyn("ResponseStatus", "response_status"), dyn("RequestObject", "request_object"),
-		dyn("ResponseObject", "response_object"), dyn("Annotations", "annotations"),
-		col("RequestReceivedTime", table.DateTime, "request_received"), col("StageReceivedTime", table.DateTime, "stage_timestamp"),
-		col("_ResourceId", table.String, "cluster_resource_id"), col("Cluster", table.String, "cluster"),
-		col("Type", table.String, "'AKSAudit'"),
+	audit.AKSAudit:      aksColumns(audit.AKSAudit),
+	audit.AKSAuditAdmin: aksColumns(audit.AKSAuditAdmin),
+	audit.AzureDiagnostics: {
+		col("TimeGenerated", table.DateTime, "time"), col("Category", table.String, "diag_category"),
+		col("log_s", table.String, diagLogSQL), col("ResourceId", table.String, "upper(cluster_resource_id)"),
+		col("_ResourceId", table.String, "cluster_resource_id"), col("SubscriptionId", table.String, aksIDPart(1)),
+		col("ResourceGroup", table.String, "upper("+aksIDPart(2)+")"), col("Resource", table.String, "upper("+aksIDPart(3)+")"),
+		col("ResourceProvider", table.String, ifAKS("'MICROSOFT.CONTAINERSERVICE'")),
+		col("ResourceType", table.String, ifAKS("'MANAGEDCLUSTERS'")),
+		col("OperationName", table.String, ifAKS("'Microsoft.ContainerService/managedClusters/diagnosticLogs/Read'")),
+		col("SourceSystem", table.String, "'Azure'"), col("Cluster", table.String, "cluster"),
+		col("Type", table.String, "'AzureDiagnostics'"),
 	},
 }
