@@ -2,6 +2,7 @@ package eval
 
 import (
 	"math"
+	"slices"
 	"time"
 
 	"github.com/kdfir/kdfir/internal/kql/syntax"
@@ -116,10 +117,11 @@ func init() {
 			f, m := args.fn(0), maxArg(args, 1)
 			return &aggDef{typ: table.Dynamic, newState: func() aggState { return &bagState{f: f, max: m, m: map[string]any{}} }}, nil
 		}},
-		"take_any": {1, 1, "any_", true, anyBuilder},
-		"any":      {1, 1, "any_", true, anyBuilder},
-		"arg_max":  {2, -1, "", false, nil},
-		"arg_min":  {2, -1, "", false, nil},
+		"percentile": {2, 2, "percentile_", true, percentileBuilder},
+		"take_any":   {1, 1, "any_", true, anyBuilder},
+		"any":        {1, 1, "any_", true, anyBuilder},
+		"arg_max":    {2, -1, "", false, nil},
+		"arg_min":    {2, -1, "", false, nil},
 	}
 	aggregates["count_distinct"] = aggregates["dcount"]
 	aggregates["make_set_distinct"] = aggregates["make_set"]
@@ -446,3 +448,64 @@ func (s *argState) add(row []any) {
 	}
 }
 func (s *argState) result() any { return s }
+
+// percentileBuilder compiles percentile(x, p): the nearest-rank
+// percentile, the value at rank ceil(p/100 * n) of the group's non-null
+// values in ascending order (Kusto estimates it; on the sizes kdfir
+// queries its estimate is this value).
+func percentileBuilder(sc *scope, call *syntax.Call, args aggArgs) (*aggDef, error) {
+	x, p := args[0], args[1]
+	switch x.typ {
+	case table.Long, table.Int, table.Real, table.DateTime, table.TimeSpan, table.Dynamic:
+	default:
+		return nil, sc.errorf(x.pos, "percentile expects a number, datetime or timespan, not %s", x.typ)
+	}
+	pct, ok := toReal(p.val)
+	if !p.isConst || !ok || !isNumericType(p.typ) {
+		return nil, sc.errorf(p.pos, "the percentile must be a constant number")
+	}
+	if pct < 0 || pct > 100 || math.IsNaN(pct) {
+		return nil, sc.errorf(p.pos, "the percentile must be between 0 and 100, not %v", pct)
+	}
+	typ := x.typ
+	f := x.fn
+	return &aggDef{typ: typ, newState: func() aggState { return &percentileState{f: f, pct: pct, dyn: typ == table.Dynamic} }}, nil
+}
+
+type percentileState struct {
+	f    func([]any) any
+	pct  float64
+	dyn  bool
+	vals []any
+}
+
+func (s *percentileState) add(row []any) {
+	v := s.f(row)
+	if s.dyn {
+		// A dynamic value counts when it is a number.
+		switch x := v.(type) {
+		case int64, float64:
+		case int:
+			v = int64(x)
+		default:
+			return
+		}
+	}
+	if v != nil {
+		s.vals = append(s.vals, v)
+	}
+}
+
+func (s *percentileState) result() any {
+	n := len(s.vals)
+	if n == 0 {
+		return nil
+	}
+	slices.SortStableFunc(s.vals, func(a, b any) int {
+		c, _ := orderValues(a, b)
+		return c
+	})
+	k := int(math.Ceil(s.pct * float64(n) / 100))
+	k = max(k, 1)
+	return s.vals[k-1]
+}

@@ -46,6 +46,7 @@ func init() {
 	registerTimeFuncs()
 	registerDynamicFuncs()
 	registerMathFuncs()
+	registerCompatFuncs()
 }
 
 func register(name string, min, max int, b builder) {
@@ -87,6 +88,9 @@ func (sc *scope) call(e *syntax.Call) (*cexpr, error) {
 			return nil, err
 		}
 		return sc.agg.add(sc, e, spec)
+	}
+	if c, ok, err := sc.specialCall(e); ok {
+		return c, err
 	}
 	spec, ok := functions[e.Name]
 	if !ok {

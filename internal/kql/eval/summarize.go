@@ -186,6 +186,9 @@ func aggName(e syntax.Expr) string {
 	if !ok {
 		return ""
 	}
+	if call.Name == "percentile" && len(call.Args) == 2 {
+		return syntax.PercentileName(call.Args[0], call.Args[1])
+	}
 	if !spec.argName || len(call.Args) == 0 {
 		return spec.prefix
 	}

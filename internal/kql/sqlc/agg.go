@@ -1,6 +1,9 @@
 package sqlc
 
 import (
+	"fmt"
+	"strconv"
+
 	"github.com/kdfir/kdfir/internal/kql/syntax"
 	"github.com/kdfir/kdfir/internal/kql/table"
 )
@@ -50,6 +53,7 @@ func init() {
 		"make_set_if":  listAgg(true, true),
 		"make_list":    listAgg(false, false),
 		"make_list_if": listAgg(false, true),
+		"percentile":   percentileAgg,
 		"take_any":     anyAgg,
 		"any":          anyAgg,
 	}
@@ -272,4 +276,36 @@ func (c *compiler) argMax(r *rel, call *syntax.Call) ([]column, error) {
 		out = append(out, column{e: e.derived(d.StructField(pack, names[i]))})
 	}
 	return out, nil
+}
+
+// percentileAgg is percentile(x, p): the nearest-rank percentile, which
+// is what quantile_disc computes (the evaluator's percentileState).
+func percentileAgg(s *scope, a []*sexpr) (*sexpr, error) {
+	switch a[0].typ {
+	case table.Long, table.Real, table.DateTime, table.TimeSpan:
+	default:
+		return nil, unsupported("percentile of %s", a[0].typ)
+	}
+	var p float64
+	switch v := a[1].val; {
+	case !a[1].isConst:
+		return nil, unsupported("percentile with a computed percentile")
+	case v == nil:
+		return nil, unsupported("percentile null")
+	default:
+		switch x := v.(type) {
+		case int64:
+			p = float64(x)
+		case float64:
+			p = x
+		default:
+			return nil, unsupported("percentile %T", v)
+		}
+	}
+	if p < 0 || p > 100 {
+		return nil, unsupported("percentile out of range")
+	}
+	e := a[0].derived(fmt.Sprintf("quantile_disc(%s, %s)", a[0].sql, strconv.FormatFloat(p/100, 'g', -1, 64)))
+	e.notNull = false
+	return e, nil
 }

@@ -49,6 +49,15 @@ func (s *scope) call(call *syntax.Call) (*sexpr, error) {
 			return nil, unsupported("ago() of a non-constant")
 		}
 		return s.literal(table.DateTime, s.c.now.Add(-d))
+	case "column_ifexists":
+		// The evaluator has checked that the name is a string literal.
+		lit, _ := call.Args[0].(*syntax.Literal)
+		if col, _ := lit.Value.(string); s.r.find(col) >= 0 {
+			return s.r.cols[s.r.find(col)].e, nil
+		}
+		return s.expr(call.Args[1])
+	case "new_guid":
+		return &sexpr{sql: "CAST(gen_random_uuid() AS VARCHAR)", typ: table.String, notNull: true}, nil
 	}
 	a, err := s.args(call)
 	if err != nil {

@@ -87,3 +87,25 @@ func ChoosesColumns(ops []Operator) bool {
 	}
 	return false
 }
+
+// PercentileName is the default column name of percentile(x, p):
+// percentile_x_p, with a fractional p written with '_' for its point
+// (percentile_x_99_5). It is "" when x has no default name or p is not a
+// number literal.
+func PercentileName(x, p Expr) string {
+	base := DefaultName(x)
+	lit, ok := p.(*Literal)
+	if base == "" || !ok {
+		return ""
+	}
+	var ps string
+	switch v := lit.Value.(type) {
+	case int64:
+		ps = strconv.FormatInt(v, 10)
+	case float64:
+		ps = strings.ReplaceAll(strconv.FormatFloat(v, 'f', -1, 64), ".", "_")
+	default:
+		return ""
+	}
+	return "percentile_" + base + "_" + ps
+}

@@ -275,12 +275,43 @@ func (p *parser) parseSummarize(pos Pos) Operator {
 	s := &Summarize{OpPos: pos}
 	p.skipHints()
 	if !p.isIdent("by") {
-		s.Aggs = p.parseAssigns()
+		s.Aggs = p.expandPercentiles(p.parseAssigns())
 	}
 	if p.acceptIdent("by") {
 		s.By = p.parseAssigns()
 	}
 	return s
+}
+
+// expandPercentiles rewrites percentiles(x, p1, p2, ...) into one
+// percentile(x, p) per percentile, named percentile_x_p as Kusto names
+// them, so that the evaluator and the SQL compiler see only percentile.
+func (p *parser) expandPercentiles(aggs []Assign) []Assign {
+	var out []Assign
+	for _, a := range aggs {
+		call, ok := a.Expr.(*Call)
+		if !ok || call.Name != "percentiles" {
+			out = append(out, a)
+			continue
+		}
+		if len(call.Args) < 2 {
+			p.errorAt(call.NamePos, "function percentiles expects an expression and at least one percentile, got %d argument%s", len(call.Args), map[bool]string{true: "", false: "s"}[len(call.Args) == 1])
+			continue
+		}
+		if a.Name != "" && len(call.Args) > 2 {
+			p.errorAt(a.NamePos, "percentiles with several percentiles makes several columns: leave out the name %q", a.Name)
+			continue
+		}
+		for _, pc := range call.Args[1:] {
+			one := &Call{NamePos: call.NamePos, Name: "percentile", Args: []Expr{call.Args[0], pc}}
+			name := a.Name
+			if name == "" {
+				name = PercentileName(call.Args[0], pc)
+			}
+			out = append(out, Assign{Name: name, NamePos: a.NamePos, Expr: one})
+		}
+	}
+	return out
 }
 
 func (p *parser) parseSortKeys() []SortKey {
