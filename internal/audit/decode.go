@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 )
 
 // Options tag the events of one input.
@@ -19,13 +20,19 @@ type Options struct {
 	// AKSAudit row's _ResourceId or a CloudAuditEvents row's
 	// AzureResourceId is used.
 	ClusterResourceID string
+	// AssumeTime is the time of events that carry none: no
+	// stageTimestamp, requestReceivedTimestamp or legacy timestamp, and
+	// no envelope time. When zero, such events are rejected (a store
+	// keeps events by time, and one at year 1 is lost to every time
+	// filter). Test fixtures written without times set it.
+	AssumeTime time.Time
 }
 
 // Problem is one input element that did not yield an event.
 type Problem struct {
 	Line    int    // 1-based line where the element starts
 	Reason  string //
-	Skipped bool   // recognised but unsupported (e.g. GKE protoPayload), not malformed
+	Skipped bool   // recognised but unsupported (e.g. a non-Kubernetes Cloud Audit Log entry), not malformed
 }
 
 // MaxProblems bounds Stats.Problems; the counts go on past it.
@@ -59,7 +66,10 @@ const MaxValueSize = 64 << 20
 //   - JSON lines, each an audit.k8s.io/v1 Event, an EventList, an Azure
 //     diagnostic record (category kube-audit or kube-audit-admin, event in
 //     properties.log as a JSON string or object), a {"records": [...]}
-//     batch of such records, or a row in AKSAudit or CloudAuditEvents shape;
+//     batch of such records, a row in AKSAudit or CloudAuditEvents shape,
+//     a GKE Cloud Audit Log entry (protoPayload, see gke.go), or an EKS
+//     CloudWatch Logs export (see cloudwatch.go), possibly with the
+//     time in front of the JSON ("2024-01-02T03:04:05Z {...}");
 //   - or a JSON document (possibly pretty-printed, possibly several
 //     concatenated): any of the above, or a JSON array of them. A
 //     top-level "records" or "items" array is streamed element by element.
@@ -68,6 +78,10 @@ const MaxValueSize = 64 << 20
 // its second, is a complete JSON object. In JSON lines a malformed line
 // is counted and reported; in a document a malformed element is, and the
 // scan resumes at the next line that starts with '{' or '['.
+//
+// An event's time is its stageTimestamp, else requestReceivedTimestamp,
+// else its envelope's time, else Options.AssumeTime; an event with none
+// is rejected.
 //
 // Decode returns an error only when reading r fails or emit returns one.
 func Decode(r io.Reader, opts Options, emit func(Event) error) (Stats, error) {
@@ -95,6 +109,9 @@ type decoder struct {
 	arena []byte
 	err   error // from emit
 	lbuf  []byte
+	// lineTime is the time a line's prefix gave (CloudWatch export to
+	// S3: "2024-01-02T03:04:05.000Z {...}"), while that line is decoded.
+	lineTime time.Time
 }
 
 // own copies b into an arena so that many small events share allocations.
@@ -177,6 +194,9 @@ func (d *decoder) looksLikeLines() bool {
 		if t[0] == '{' && json.Valid(t) {
 			return true
 		}
+		if _, rest, ok := timePrefixed(t); ok && json.Valid(rest) {
+			return true
+		}
 	}
 	return false
 }
@@ -190,6 +210,12 @@ func (d *decoder) oneLineOwned(l []byte, no int, tooLong bool) {
 	}
 	t := bytes.TrimSpace(l)
 	if len(t) == 0 {
+		return
+	}
+	if ts, rest, ok := timePrefixed(t); ok {
+		d.lineTime = ts
+		d.value(rest, no, false)
+		d.lineTime = time.Time{}
 		return
 	}
 	d.value(t, no, false)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/kdfir/kdfir/internal/audit"
 	"github.com/kdfir/kdfir/internal/audit/audittest"
 )
@@ -30,12 +31,15 @@ func decodeFile(t *testing.T, path string) ([]audit.Event, audit.Stats) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	evs, st, err := audit.DecodeAll(f, audit.Options{})
+	evs, st, err := audit.DecodeAll(f, audit.Options{AssumeTime: fixtureTime})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return evs, st
 }
+
+// fixtureTime is given to fixture events written without any time.
+var fixtureTime = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func TestFalcoFixtures(t *testing.T) {
 	var events, rejected int
@@ -75,7 +79,7 @@ func TestFalcoFixtures(t *testing.T) {
 }
 
 func TestPantherFixtures(t *testing.T) {
-	var events, rejected, skipped, aks int
+	var events, rejected, skipped, aks, gke int
 	for _, f := range audittest.Files(t, "panther-k8s-audit") {
 		evs, st := decodeFile(t, f)
 		events += len(evs)
@@ -88,15 +92,21 @@ func TestPantherFixtures(t *testing.T) {
 				t.Errorf("%s: AKS event not unwrapped: %d", filepath.Base(f), len(evs))
 			}
 		}
-		if bytes.Contains(raw, []byte("protoPayload")) && (st.Skipped != 1 || !strings.Contains(st.Problems[0].Reason, "GKE")) {
-			t.Errorf("%s: GKE entry not skipped: %+v", filepath.Base(f), st)
+		if bytes.Contains(raw, []byte("protoPayload")) {
+			gke++
+			for _, e := range evs {
+				if audit.DataSource(e.ClusterResourceID) != audit.DataSourceGKE || e.Verb == "" || e.AuditID == "" || !e.Has(audit.FieldCode) {
+					t.Errorf("%s: GKE entry badly mapped: %s", filepath.Base(f), e.Raw)
+				}
+			}
 		}
 	}
-	// 182 EKS events, 6 plain events without p_log_type, 34 AKS records;
-	// 57 GKE entries, 5 Azure activity events and 1 non-Kubernetes Azure
-	// event are skipped; 2 GKE fragments are rejected.
-	if events != 222 || rejected != 2 || skipped != 63 || aks != 34 {
-		t.Errorf("panther: %d events, %d rejected, %d skipped, %d AKS", events, rejected, skipped, aks)
+	// 182 EKS events, 6 plain events without p_log_type, 34 AKS records,
+	// 51 GKE entries; 6 GKE entries of other Google services, 5 Azure
+	// activity events and 1 non-Kubernetes Azure event are skipped; 2 GKE
+	// fragments (no protoPayload) are rejected.
+	if events != 273 || rejected != 2 || skipped != 12 || aks != 34 || gke != 57 {
+		t.Errorf("panther: %d events, %d rejected, %d skipped, %d AKS, %d GKE", events, rejected, skipped, aks, gke)
 	}
 }
 
@@ -183,11 +193,24 @@ func TestDecodeShapes(t *testing.T) {
 		"pretty-broken":    {"{\n \"kind\": \"Event\",\n \"auditID\": \"x\" ]\n}\n{\n \"kind\": \"Event\",\n \"auditID\": \"y\"\n}\n", 1, 1, 0},
 		"truncated-doc":    {"{\n \"kind\": \"Event\",\n \"auditID\": \"x\"\n", 0, 1, 0},
 		"empty":            {"\n\n  \n", 0, 0, 0},
-		"gke":              {`{"protoPayload":{"methodName":"io.k8s.core.v1.pods.create"}}`, 0, 0, 1},
+		"gke":              {`{"protoPayload":{"methodName":"io.k8s.core.v1.pods.create"},"timestamp":"2025-05-01T10:00:00Z"}`, 1, 0, 0},
+		"gke-other":        {`{"protoPayload":{"serviceName":"compute.googleapis.com","methodName":"compute.instances.list"},"timestamp":"2025-05-01T10:00:00Z"}`, 0, 0, 1},
+		"gke-no-time":      {`{"protoPayload":{"methodName":"io.k8s.core.v1.pods.create"}}`, 0, 1, 0},
+		"no-time":          {`{"kind":"Event","auditID":"x","verb":"get"}`, 0, 1, 0},
+		"azure-no-time":    {`{"category":"kube-audit","properties":{"log":{"kind":"Event","auditID":"x","verb":"get"}}}`, 0, 1, 0},
+		"cloudwatch-sub":   {`{"messageType":"DATA_MESSAGE","owner":"123456789012","logGroup":"/aws/eks/prod/cluster","logStream":"kube-apiserver-audit-1","logEvents":[{"id":"1","timestamp":1714557600000,"message":` + string(logString) + `},{"id":"2","timestamp":1714557600000,"message":"{\"kind\":\"Event\",\"auditID\":\"n\"}"}]}`, 2, 0, 0},
+		"cloudwatch-ctl":   {`{"messageType":"CONTROL_MESSAGE","logEvents":[]}`, 0, 0, 1},
+		"cloudwatch-cli":   {"{\n \"events\": [\n  {\"logStreamName\": \"kube-apiserver-audit-1\", \"timestamp\": 1714557600000, \"message\": " + string(logString) + "},\n  {\"timestamp\": 1, \"message\": \"not json\"}\n ]\n}\n", 1, 1, 0},
+		"cloudwatch-row":   {`{"@timestamp":"2024-05-01 10:00:00.000","@message":"{\"kind\":\"Event\",\"auditID\":\"r\"}","@log":"123456789012:/aws/eks/prod/cluster"}`, 1, 0, 0},
+		"s3-export":        {"2024-05-01T10:00:00.000Z {\"kind\":\"Event\",\"auditID\":\"s\"}\n2024-05-01T10:00:01.000Z " + ev1 + "\n", 2, 0, 0},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
-			evs, st := decodeString(t, c.in, audit.Options{})
+			opts := audit.Options{AssumeTime: fixtureTime}
+			if strings.Contains(name, "no-time") {
+				opts = audit.Options{}
+			}
+			evs, st := decodeString(t, c.in, opts)
 			if len(evs) != c.events || st.Events != c.events || st.Rejected != c.rejected || st.Skipped != c.skipped {
 				t.Errorf("got %d events, stats %+v; want %d/%d/%d", len(evs), st, c.events, c.rejected, c.skipped)
 			}
@@ -229,7 +252,7 @@ func TestDecodeLineNumbers(t *testing.T) {
 }
 
 func TestDecodeLongLine(t *testing.T) {
-	big := `{"kind":"Event","auditID":"big","verb":"create","requestObject":{"data":"` + strings.Repeat("x", 3<<20) + `"}}`
+	big := `{"kind":"Event","auditID":"big","verb":"create","stageTimestamp":"2025-05-01T10:00:00Z","requestObject":{"data":"` + strings.Repeat("x", 3<<20) + `"}}`
 	evs, st := decodeString(t, ev1+"\n"+big+"\n"+ev1+"\n", audit.Options{})
 	if len(evs) != 3 || st.Rejected != 0 || len(evs[1].Raw) != len(big) {
 		t.Errorf("%d events %+v", len(evs), st)
@@ -258,5 +281,76 @@ func TestDecodeEmitError(t *testing.T) {
 	})
 	if err != stop || n != 1 {
 		t.Errorf("err %v after %d events", err, n)
+	}
+}
+
+func TestDecodeGKE(t *testing.T) {
+	in := `{"insertId":"i-1","timestamp":"2025-05-01T10:00:00.5Z","receiveTimestamp":"2025-05-01T10:00:09Z",
+"resource":{"type":"k8s_cluster","labels":{"project_id":"p1","location":"europe-west1","cluster_name":"prod"}},
+"protoPayload":{"@type":"type.googleapis.com/google.cloud.audit.AuditLog","serviceName":"k8s.io",
+"methodName":"io.k8s.core.v1.pods.exec.create","resourceName":"core/v1/namespaces/shop/pods/web-1/exec",
+"authenticationInfo":{"principalEmail":"alice@example.com"},"authorizationInfo":[{"granted":true}],
+"requestMetadata":{"callerIp":"203.0.113.9","callerSuppliedUserAgent":"kubectl/v1.31.0"},
+"request":{"command":["sh","-c","id"],"container":"app"},"status":{"code":7,"message":"denied"}}}`
+	evs, st := decodeString(t, in, audit.Options{})
+	if len(evs) != 1 {
+		t.Fatalf("%+v", st)
+	}
+	e := evs[0]
+	want := audit.Event{
+		Time: time.Date(2025, 5, 1, 10, 0, 0, 500000000, time.UTC), AuditID: "i-1", Stage: "ResponseComplete",
+		Verb: "create", Level: "RequestResponse", User: audit.UserInfo{Username: "alice@example.com"},
+		SourceIPs: []string{"203.0.113.9"}, UserAgent: "kubectl/v1.31.0",
+		ObjectRef:  audit.ObjectRef{Resource: "pods", Subresource: "exec", Namespace: "shop", Name: "web-1", APIVersion: "v1"},
+		RequestURI: "/api/v1/namespaces/shop/pods/web-1/exec?command=sh&command=-c&command=id&container=app",
+		Code:       403,
+		Annotations: map[string]string{"authorization.k8s.io/decision": "allow",
+			"cloudaudit.googleapis.com/methodName": "io.k8s.core.v1.pods.exec.create"},
+		Cluster: "prod", ClusterResourceID: "//container.googleapis.com/projects/p1/locations/europe-west1/clusters/prod",
+	}
+	if d := cmp.Diff(want, e, cmpopts.IgnoreFields(audit.Event{}, "Raw", "Present")); d != "" {
+		t.Error(d)
+	}
+	if audit.DataSource(e.ClusterResourceID) != "Google Kubernetes Engine" {
+		t.Errorf("data source %q", audit.DataSource(e.ClusterResourceID))
+	}
+	// RBAC group names are spelt out; a non-resource URL has no objectRef.
+	for in, want := range map[string][2]string{
+		`{"timestamp":"2025-05-01T10:00:00Z","protoPayload":{"methodName":"io.k8s.rbac.v1.clusterroles.create"}}`:                                                   {"rbac.authorization.k8s.io", "/apis/rbac.authorization.k8s.io/v1/clusterroles"},
+		`{"timestamp":"2025-05-01 10:00:00.000","protoPayload":{"methodName":"io.k8s.core.v1.healthz.get","resourceName":"core/v1/healthz"}}`:                       {"", "/healthz"},
+		`{"timestamp":"2025-05-01T10:00:00Z","protoPayload":{"methodName":"io.k8s.apps.v1.deployments.patch","resourceName":"apps/v1/namespaces/a/deployments/d"}}`: {"apps", "/apis/apps/v1/namespaces/a/deployments/d"},
+	} {
+		evs, st := decodeString(t, in, audit.Options{})
+		if len(evs) != 1 || evs[0].ObjectRef.APIGroup != want[0] || evs[0].RequestURI != want[1] {
+			t.Errorf("%s: %+v %+v", in, evs, st)
+		}
+	}
+}
+
+func TestDecodeNoTime(t *testing.T) {
+	_, st := decodeString(t, `{"kind":"Event","auditID":"x1","verb":"get"}`, audit.Options{})
+	if st.Rejected != 1 || !strings.Contains(st.Problems[0].Reason, "event x1 has no time") || strings.Contains(st.Problems[0].Reason, "\n") {
+		t.Errorf("%+v", st)
+	}
+	evs, _ := decodeString(t, `{"kind":"Event","auditID":"x1","verb":"get"}`, audit.Options{AssumeTime: fixtureTime})
+	if len(evs) != 1 || !evs[0].Time.Equal(fixtureTime) {
+		t.Errorf("%+v", evs)
+	}
+	// An AKS record's envelope time stands in for a missing stageTimestamp.
+	evs, _ = decodeString(t, `{"category":"kube-audit","time":"2025-05-01T10:00:01Z","properties":{"log":"{\"kind\":\"Event\",\"auditID\":\"a\"}"}}`, audit.Options{})
+	if len(evs) != 1 || !evs[0].Time.Equal(time.Date(2025, 5, 1, 10, 0, 1, 0, time.UTC)) {
+		t.Errorf("%+v", evs)
+	}
+}
+
+func TestDecodeCloudWatchTagging(t *testing.T) {
+	in := `{"messageType":"DATA_MESSAGE","owner":"123456789012","logGroup":"/aws/eks/prod/cluster","logEvents":[{"id":"1","timestamp":1714557600000,"message":"{\"kind\":\"Event\",\"auditID\":\"n\"}"}]}`
+	evs, _ := decodeString(t, in, audit.Options{})
+	if len(evs) != 1 {
+		t.Fatal(len(evs))
+	}
+	e := evs[0]
+	if e.Cluster != "prod" || audit.DataSource(e.ClusterResourceID) != audit.DataSourceEKS || !e.Time.Equal(time.UnixMilli(1714557600000).UTC()) {
+		t.Errorf("%+v", e)
 	}
 }

@@ -33,7 +33,10 @@ func seeds(f *testing.F) {
 		`{"Timestamp":"2025-01-01T00:00:00Z","ReportId":"a","RawEventData":{"Verb":"get","AuditId":"a","ObjectRef":{"resource":"pods"},"AzureResourceId":"/r","principaloid":"o"},"AdditionalFields":{"Cluster":"c"}}`,
 		`{"Timestamp":"2025-01-01T00:00:00Z","RawEventData":"{\"Verb\":\"get\"}"}`,
 		"[\n" + ev1 + "\n]",
-		`{"kind": 0}`, `{"protoPayload":{}}`, "{\n\"kind\":\"Event\",\n\"verb\":\"get\"\n}\n{\"verb\":",
+		`{"kind": 0}`, `{"protoPayload":{}}`,
+		`{"timestamp":"2025-01-01T00:00:00Z","protoPayload":{"methodName":"io.k8s.core.v1.pods.exec.create","resourceName":"core/v1/namespaces/a/pods/p/exec","request":{"command":["id"]},"status":{"code":7}}}`,
+		`{"messageType":"DATA_MESSAGE","logGroup":"/aws/eks/c/cluster","logEvents":[{"timestamp":1,"message":"{"kind":"Event","auditID":"a"}"}]}`,
+		"2024-05-01T10:00:00Z " + ev1 + "\n", "{\n\"kind\":\"Event\",\n\"verb\":\"get\"\n}\n{\"verb\":",
 	} {
 		f.Add([]byte(s))
 	}
@@ -111,7 +114,7 @@ func checkHotAgainstMap(t *testing.T, e *audit.Event) {
 
 func fuzzDecode(t *testing.T, data []byte) {
 	var evs []audit.Event
-	st, err := audit.Decode(bytes.NewReader(data), audit.Options{}, func(e audit.Event) error {
+	st, err := audit.Decode(bytes.NewReader(data), audit.Options{AssumeTime: fixtureTime}, func(e audit.Event) error {
 		evs = append(evs, e)
 		return nil
 	})

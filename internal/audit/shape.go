@@ -2,6 +2,7 @@ package audit
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"time"
 )
@@ -17,6 +18,8 @@ type shape struct {
 	records, items       []byte
 	properties, proto    []byte
 	rawEventData         []byte
+	logEvents, cwEvents  []byte // CloudWatch subscription logEvents, filter/get-log-events events
+	cwMessage            []byte // a CloudWatch Logs Insights row's @message
 	aksColumns, evFields bool
 }
 
@@ -52,6 +55,12 @@ func (d *decoder) object(v []byte, line int) {
 			s.proto = val
 		case "RawEventData":
 			s.rawEventData = val
+		case "logEvents":
+			s.logEvents = val
+		case "events":
+			s.cwEvents = val
+		case "@message":
+			s.cwMessage = val
 		case "Type":
 			if optString(val) == "AKSAudit" || optString(val) == "AKSAuditAdmin" {
 				s.aksColumns = true
@@ -68,7 +77,11 @@ func (d *decoder) object(v []byte, line int) {
 	case s.records != nil:
 		d.list(s.records, line, "records")
 	case s.proto != nil:
-		d.stats.problem(line, true, "GKE Cloud Audit Log entry (protoPayload) is not a Kubernetes audit Event")
+		d.gke(v, line)
+	case s.logEvents != nil || (s.cwEvents != nil && !s.evFields):
+		d.cloudWatch(v, s, line)
+	case s.cwMessage != nil && !s.evFields:
+		d.cloudWatchRow(v, s, line)
 	case s.category != "" || s.properties != nil:
 		d.azureRecord(v, s, line)
 	case s.rawEventData != nil:
@@ -125,6 +138,16 @@ func (d *decoder) event(raw []byte, line int, resourceID string, envTime time.Ti
 	if e.Time.IsZero() {
 		e.Time = envTime
 	}
+	if e.Time.IsZero() {
+		e.Time = d.lineTime
+	}
+	if e.Time.IsZero() {
+		e.Time = d.opts.AssumeTime
+	}
+	if e.Time.IsZero() {
+		d.stats.problem(line, false, "event %s has no time: no stageTimestamp, requestReceivedTimestamp or envelope time", orText(e.AuditID, "without auditID"))
+		return
+	}
 	if d.opts.ClusterResourceID != "" {
 		resourceID = d.opts.ClusterResourceID
 	}
@@ -180,8 +203,29 @@ func (d *decoder) azureRecord(v []byte, s shape, line int) {
 	}
 }
 
+func orText(s, alt string) string {
+	if s == "" {
+		return alt
+	}
+	return s
+}
+
+// gke handles a Cloud Audit Log entry.
+func (d *decoder) gke(v []byte, line int) {
+	c, err := fromGKE(v)
+	if errors.Is(err, errNotKubernetes) {
+		d.stats.problem(line, true, "%v", err)
+		return
+	}
+	d.emitConverted(c, err, line)
+}
+
 func (d *decoder) converted(v []byte, line int, conv func([]byte) (converted, error)) {
 	c, err := conv(v)
+	d.emitConverted(c, err, line)
+}
+
+func (d *decoder) emitConverted(c converted, err error, line int) {
 	if err != nil {
 		d.stats.problem(line, false, "%v", err)
 		return

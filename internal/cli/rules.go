@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -61,7 +62,7 @@ func newRulesCmd(g *Globals) *cobra.Command {
 			return nil
 		},
 	})
-	var data string
+	var data, assumeTime string
 	test := &cobra.Command{
 		Use:   "test RULE --data FILE.jsonl",
 		Short: "Run a rule offline on a file of audit events and print the alerts it would raise",
@@ -83,17 +84,31 @@ func newRulesCmd(g *Globals) *cobra.Command {
 			if rule == nil {
 				return fmt.Errorf("no rule %q (see kdfir rules list)", args[0])
 			}
+			opts := audit.Options{Cluster: "offline"}
+			switch assumeTime {
+			case "":
+			case "now":
+				opts.AssumeTime = time.Now().UTC()
+			default:
+				t, ok := audit.ParseTime(assumeTime)
+				if !ok {
+					return usagef("--assume-time %q: want an RFC 3339 time, now or empty", assumeTime)
+				}
+				opts.AssumeTime = t
+			}
 			f, err := os.Open(data)
 			if err != nil {
 				return err
 			}
 			defer f.Close()
-			events, stats, err := audit.DecodeAll(f, audit.Options{Cluster: "offline"})
+			events, stats, err := audit.DecodeAll(f, opts)
 			if err != nil {
 				return err
 			}
-			if len(stats.Problems) > 0 {
-				g.Log.Warn("rejected lines in the data file", "rejected", stats.Rejected)
+			for _, p := range stats.Problems {
+				if !p.Skipped {
+					fmt.Fprintf(g.Stderr, "%s:%d: %s\n", data, p.Line, p.Reason)
+				}
 			}
 			alerts, err := (&detect.Engine{}).Evaluate(cmd.Context(), rule, audit.NewBatchSource(events))
 			if err != nil {
@@ -111,6 +126,7 @@ func newRulesCmd(g *Globals) *cobra.Command {
 		},
 	}
 	test.Flags().StringVar(&data, "data", "", "audit events (any format kdfir ingest reads)")
+	test.Flags().StringVar(&assumeTime, "assume-time", "now", "time of events that carry none (RFC 3339, now, or empty to reject them)")
 	cmd.AddCommand(test)
 	return cmd
 }
