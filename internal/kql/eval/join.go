@@ -26,6 +26,9 @@ func (r *runner) join(left *relation, op *syntax.Join, e *env) (*relation, error
 		return nil, err
 	}
 	kind := joinKind(op.Kind)
+	if op.Lookup && op.Kind == "" {
+		kind = "leftouter"
+	}
 	li := make([]int, len(op.On))
 	ri := make([]int, len(op.On))
 	for i, on := range op.On {
@@ -172,5 +175,41 @@ func (r *runner) join(left *relation, op *syntax.Join, e *env) (*relation, error
 	case "rightsemi", "rightanti":
 		shared = right.shared
 	}
-	return &relation{cols: cols, rows: out, shared: shared}, nil
+	res := &relation{cols: cols, rows: out, shared: shared}
+	if op.Lookup {
+		res = dropRightKeys(res, lw, ri, right.cols)
+	}
+	return res, nil
+}
+
+// dropRightKeys removes the right side's key columns from a lookup's
+// output (the left ones hold the same values), and names the other right
+// columns again without them.
+func dropRightKeys(rel *relation, lw int, ri []int, rightCols []table.Column) *relation {
+	isKey := map[int]bool{}
+	for _, i := range ri {
+		isKey[i] = true
+	}
+	keep := make([]int, 0, len(rel.cols))
+	cols := append([]table.Column(nil), rel.cols[:lw]...)
+	for i := 0; i < lw; i++ {
+		keep = append(keep, i)
+	}
+	for j, c := range rightCols {
+		if isKey[j] {
+			continue
+		}
+		c.Name = dedupName(cols, c.Name)
+		cols = append(cols, c)
+		keep = append(keep, lw+j)
+	}
+	rows := make([][]any, len(rel.rows))
+	for n, row := range rel.rows {
+		nr := make([]any, len(keep))
+		for k, i := range keep {
+			nr[k] = row[i]
+		}
+		rows[n] = nr
+	}
+	return &relation{cols: cols, rows: rows}
 }

@@ -19,16 +19,23 @@ func (r *runner) union(first *relation, params syntax.UnionParams, tables []synt
 		names = append(names, "union_arg0")
 	}
 	for _, t := range tables {
+		if params.IsFuzzy && r.missingTable(t, e) {
+			continue
+		}
 		rel, err := r.evalTabular(t, e)
 		if err != nil {
 			return nil, err
 		}
 		rels = append(rels, rel)
-		if ref, ok := t.(*syntax.TableRef); ok {
-			names = append(names, ref.Name)
+		if name := syntax.SourceName(t); name != "" {
+			names = append(names, name)
 		} else {
 			names = append(names, fmt.Sprintf("union_arg%d", len(names)))
 		}
+	}
+	if len(rels) == 0 {
+		ref := tables[0].(*syntax.TableRef)
+		return nil, r.errorf(ref.NamePos, "union isfuzzy=true: none of its tables exists")
 	}
 	// Which names appear with more than one type?
 	types := map[string]map[table.Type]bool{}
@@ -185,3 +192,18 @@ func (r *runner) rangeTable(rg *syntax.Range, e *env) (*relation, error) {
 	}
 	return rel, nil
 }
+
+// missingTable reports whether t names a table that neither the query
+// (let, as) nor the source has.
+func (r *runner) missingTable(t syntax.Tabular, e *env) bool {
+	ref, ok := t.(*syntax.TableRef)
+	if !ok || e.lookup(ref.Name) != nil {
+		return false
+	}
+	if _, ok := r.asBind[ref.Name]; ok {
+		return false
+	}
+	_, err := r.schema(ref.Name)
+	return err != nil
+}
+

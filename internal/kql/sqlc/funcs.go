@@ -56,6 +56,8 @@ func (s *scope) call(call *syntax.Call) (*sexpr, error) {
 			return s.r.cols[s.r.find(col)].e, nil
 		}
 		return s.expr(call.Args[1])
+	case "estimate_data_size":
+		return s.estimateDataSize(call)
 	case "new_guid":
 		return &sexpr{sql: "CAST(gen_random_uuid() AS VARCHAR)", typ: table.String, notNull: true}, nil
 	}
@@ -440,4 +442,43 @@ func writeJSON(b *strings.Builder, v any) {
 		}
 		b.Write(kb)
 	}
+}
+
+// estimateDataSize mirrors the evaluator's dataSize for the columns (or
+// *) it is given; dynamic values, whose size is their JSON text as Go
+// writes it, are left to the evaluator.
+func (s *scope) estimateDataSize(call *syntax.Call) (*sexpr, error) {
+	var es []*sexpr
+	for _, a := range call.Args {
+		if _, star := a.(*syntax.Star); star {
+			for _, col := range s.r.cols {
+				es = append(es, col.e)
+			}
+			continue
+		}
+		e, err := s.expr(a)
+		if err != nil {
+			return nil, err
+		}
+		es = append(es, e)
+	}
+	parts := make([]string, 0, len(es))
+	for _, e := range es {
+		var size string
+		switch e.typ {
+		case table.String:
+			size = "strlen(" + e.sql + ")"
+		case table.Long, table.Real, table.DateTime, table.TimeSpan:
+			size = "8"
+		case table.Bool:
+			size = "1"
+		default:
+			return nil, unsupported("estimate_data_size of %s", e.typ)
+		}
+		parts = append(parts, "coalesce(CASE WHEN "+e.sql+" IS NOT NULL THEN "+size+" END, 0)")
+	}
+	if len(parts) == 0 {
+		return nil, unsupported("estimate_data_size of nothing")
+	}
+	return &sexpr{sql: "CAST((" + strings.Join(parts, " + ") + ") AS BIGINT)", typ: table.Long, notNull: true}, nil
 }

@@ -133,19 +133,25 @@ func (c *compiler) mvExpand(r *rel, x *syntax.MvExpand) (*rel, error) {
 // input gives each output column that it has (by the evaluator's naming,
 // Name_type when inputs disagree on a type) and NULL for the others.
 func (c *compiler) union(first *rel, params syntax.UnionParams, tables []syntax.Tabular, want []table.Column) (*rel, error) {
+
 	var ins []*rel
 	var names []string
 	if first != nil {
 		ins, names = append(ins, first), append(names, "union_arg0")
 	}
 	for _, t := range tables {
+		if ref, ok := t.(*syntax.TableRef); ok && params.IsFuzzy && c.lets[ref.Name] == nil {
+			if _, ok := c.cat.Table(ref.Name); !ok {
+				continue // isfuzzy: a table that does not exist is left out
+			}
+		}
 		r, err := c.whole(t, len(c.q.Lets))
 		if err != nil {
 			return nil, err
 		}
 		ins = append(ins, r)
-		if ref, ok := t.(*syntax.TableRef); ok {
-			names = append(names, ref.Name)
+		if name := syntax.SourceName(t); name != "" {
+			names = append(names, name)
 		} else {
 			names = append(names, "union_arg"+itoa(int64(len(names))))
 		}

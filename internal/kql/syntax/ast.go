@@ -169,6 +169,9 @@ type Pipeline struct {
 type UnionParams struct {
 	Kind       string // "outer" (default) or "inner"
 	WithSource string // name of the column holding the source table name
+	// IsFuzzy (isfuzzy=true) leaves out the tables that do not exist,
+	// as long as one does.
+	IsFuzzy bool
 }
 
 // UnionSource is "union T1, T2, ..." at the start of a pipeline.
@@ -351,12 +354,16 @@ type JoinOn struct {
 	Right string
 }
 
-// Join is "join [kind=K] Right on conditions".
+// Join is "join [kind=K] Right on conditions", or with Lookup set
+// "lookup [kind=leftouter|inner] Right on conditions": a join whose
+// output has the key columns once (the left ones), kind leftouter when
+// not given.
 type Join struct {
-	OpPos Pos
-	Kind  string // as written; "" means innerunique
-	Right Tabular
-	On    []JoinOn
+	OpPos  Pos
+	Kind   string // as written; "" means innerunique (leftouter for lookup)
+	Right  Tabular
+	On     []JoinOn
+	Lookup bool
 }
 
 // Union is "| union [params] T, ...".

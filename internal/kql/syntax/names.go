@@ -109,3 +109,20 @@ func PercentileName(x, p Expr) string {
 	}
 	return "percentile_" + base + "_" + ps
 }
+
+// SourceName is what union withsource= shows for one of its tables: the
+// table's name, or the name a subquery gives itself with a final "as";
+// "" when it has neither (the caller numbers it union_argN).
+func SourceName(t Tabular) string {
+	switch x := t.(type) {
+	case *TableRef:
+		return x.Name
+	case *Pipeline:
+		if len(x.Ops) > 0 {
+			if as, ok := x.Ops[len(x.Ops)-1].(*As); ok {
+				return as.Name
+			}
+		}
+	}
+	return ""
+}

@@ -29,7 +29,7 @@ func (p *parser) parseOperatorRecover() (op Operator) {
 
 var unsupportedOps = map[string]bool{
 	"mv-apply": true, "make-series": true, "top-nested": true, "top-hitters": true,
-	"evaluate": true, "lookup": true, "invoke": true, "fork": true, "facet": true,
+	"evaluate": true, "invoke": true, "fork": true, "facet": true,
 	"partition": true, "scan": true, "search": true, "find": true, "sample-distinct": true,
 	"reduce": true, "parse-kv": true, "consume": true, "externaldata": true,
 	"as-of": true, "graph-match": true, "make-graph": true,
@@ -78,7 +78,9 @@ func (p *parser) parseOperator() Operator {
 	case "count":
 		return &Count{OpPos: pos}
 	case "join":
-		return p.parseJoin(pos)
+		return p.parseJoin(pos, false)
+	case "lookup":
+		return p.parseJoin(pos, true)
 	case "union":
 		params, tables := p.parseUnionBody()
 		return &Union{OpPos: pos, Params: params, Tables: tables}
@@ -347,8 +349,8 @@ var joinKinds = map[string]bool{
 	"rightanti": true, "rightantisemi": true, "leftsemi": true, "rightsemi": true,
 }
 
-func (p *parser) parseJoin(pos Pos) Operator {
-	j := &Join{OpPos: pos}
+func (p *parser) parseJoin(pos Pos, lookup bool) Operator {
+	j := &Join{OpPos: pos, Lookup: lookup}
 	for {
 		p.skipHints()
 		t := p.tok()
@@ -361,6 +363,9 @@ func (p *parser) parseJoin(pos Pos) Operator {
 		v := p.paramValue()
 		switch t.Text {
 		case "kind":
+			if lookup && v != "leftouter" && v != "inner" {
+				p.fail(vt.Pos, "lookup kind must be leftouter or inner, not %q", v)
+			}
 			if !joinKinds[v] {
 				p.fail(vt.Pos, "unknown join kind %q", v)
 			}
@@ -379,7 +384,7 @@ func (p *parser) parseJoin(pos Pos) Operator {
 		name, npos := p.expectName("a table")
 		j.Right = &TableRef{NamePos: npos, Name: name}
 	default:
-		p.failExpected(t, "a table or '(' after join")
+		p.failExpected(t, "a table or '(' after "+map[bool]string{false: "join", true: "lookup"}[lookup])
 	}
 	p.expectKeyword("on")
 	for {
@@ -449,6 +454,13 @@ func (p *parser) parseUnionBody() (UnionParams, []Tabular) {
 		case "withsource":
 			params.WithSource = v
 		case "isfuzzy":
+			switch v {
+			case "true":
+				params.IsFuzzy = true
+			case "false":
+			default:
+				p.fail(vt.Pos, "isfuzzy must be true or false, not %q", v)
+			}
 		default:
 			p.fail(t.Pos, "unknown union parameter %q", t.Text)
 		}
