@@ -206,4 +206,3 @@ func (r *runner) missingTable(t syntax.Tabular, e *env) bool {
 	_, err := r.schema(ref.Name)
 	return err != nil
 }
-
