@@ -55,6 +55,9 @@ type scope struct {
 	// nested is set on the scope of aggregation arguments, where another
 	// aggregation is not allowed.
 	nested bool
+	// win is set in a window pass (see windowPass), where row_number,
+	// prev and next may be called.
+	win *windowCursor
 	// packWidth, when not negative, is how many leading columns of cols
 	// pack_all() packs: in extend, the columns of the operator's input,
 	// not those added by the items before it.

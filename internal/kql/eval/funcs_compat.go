@@ -174,6 +174,10 @@ func newGUID() string {
 // input has it; estimate_data_size(*) or (columns...) measures a row.
 // ok is false for any other function.
 func (sc *scope) specialCall(e *syntax.Call) (c *cexpr, ok bool, err error) {
+	if syntax.WindowFuncs[e.Name] {
+		c, err := sc.windowCallExpr(e)
+		return c, true, err
+	}
 	switch e.Name {
 	case "column_ifexists":
 		if err := checkArgCount(sc, e, 2, 2); err != nil {

@@ -13,11 +13,17 @@ func (r *runner) apply(rel *relation, b boundOp) (*relation, error) {
 	case *syntax.Where:
 		return r.where(rel, op, e)
 	case *syntax.Extend, *syntax.Serialize:
+		if items := windowItems(op); items != nil {
+			return r.windowPass(rel, items, e)
+		}
 		if isRowStage(op) {
 			return r.rowPipeline(rel, []boundOp{b})
 		}
 		return rel, nil
 	case *syntax.Project:
+		if windowItems(op) != nil {
+			return r.windowProject(rel, op, e)
+		}
 		return r.project(rel, op, e)
 	case *syntax.ProjectAway:
 		return r.projectAway(rel, op.Cols, false)
@@ -168,10 +174,12 @@ func (r *runner) compileExtend(cols []table.Column, items []syntax.Assign, e *en
 // isRowStage reports whether op can run in a fused row pipeline.
 func isRowStage(op syntax.Operator) bool {
 	switch op := op.(type) {
-	case *syntax.Where, *syntax.Extend:
+	case *syntax.Where:
 		return true
+	case *syntax.Extend:
+		return windowItems(op) == nil
 	case *syntax.Serialize:
-		return len(op.Items) > 0
+		return len(op.Items) > 0 && windowItems(op) == nil
 	}
 	return false
 }

@@ -66,6 +66,15 @@ func (r *runner) evalTabular(t syntax.Tabular, e *env) (*relation, error) {
 	if err != nil {
 		return nil, err
 	}
+	_, serialized := base.(*syntax.Range)
+	for k := range ops {
+		// Window functions need a serialized row set.
+		_, isSerialize := ops[k].op.(*syntax.Serialize)
+		if err := r.checkSerialized(ops[k].op, serialized || isSerialize); err != nil {
+			return nil, err
+		}
+		serialized = syntax.MakesOrder(ops[k].op) || serialized && syntax.KeepsOrder(ops[k].op)
+	}
 	for i := 0; i < len(ops); i++ {
 		if err := r.ctx.Err(); err != nil {
 			return nil, err

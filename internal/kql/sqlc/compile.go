@@ -104,9 +104,18 @@ func Compile(ctx context.Context, q *syntax.Query, cat Catalog, d Dialect, opts 
 	plan.Stopped = stopped
 	plan.Now = c.now
 	if done < len(ops) {
+		rest := ops[done:]
+		if syntax.Serialized(src, ops[:done]) && syntax.UsesWindow(rest) {
+			// The rest's window functions need the prefix's rows
+			// serialized: in the SQL's order when it keeps one.
+			if !plan.Ordered {
+				return &Plan{Rest: q, Stopped: "window functions after a prefix whose order SQL does not keep", Now: c.now}, nil
+			}
+			rest = append([]syntax.Operator{&syntax.Serialize{OpPos: ops[done].Pos()}}, rest...)
+		}
 		plan.Rest = &syntax.Query{
 			Lets: q.Lets,
-			Body: &syntax.Pipeline{Source: &syntax.TableRef{NamePos: ops[done].Pos(), Name: PrefixTable}, Ops: ops[done:]},
+			Body: &syntax.Pipeline{Source: &syntax.TableRef{NamePos: ops[done].Pos(), Name: PrefixTable}, Ops: rest},
 			Src:  q.Src,
 		}
 		plan.Ordered = false
