@@ -11,7 +11,6 @@ import (
 // that keep row order (see syntax.KeepsOrder). An extend, serialize or project
 // that calls one runs as a pass of its own over its input, in order.
 
-
 // windowCursor is the position of a window pass: the input rows, the
 // output rows made so far, and the current index.
 type windowCursor struct {
@@ -230,4 +229,3 @@ func (sc *scope) windowCallExpr(e *syntax.Call) (*cexpr, error) {
 		return xf(next)
 	}), nil
 }
-
