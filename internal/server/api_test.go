@@ -68,9 +68,9 @@ func TestAKSTriggerCollectArtifacts(t *testing.T) {
 	env := testenv.Get(t)
 	ns := env.Namespace(t)
 	runPod(t, env, ns, "web-1")
-	base, sasToken, _ := strings.Cut(sv.sasURL, "?")
+	_, sasToken, _ := strings.Cut(sv.sasURL, "?")
 	body := triggerBody(t, "collectartifacts", ns, "web-1")
-	body = bytes.Replace(body, []byte(`"storageaccount": ""`), []byte(`"storageaccount": "`+strings.TrimSuffix(base, "/evidence")+`"`), 1)
+	body = bytes.Replace(body, []byte(`"storageaccount": ""`), []byte(`"storageaccount": "`+testenv.AzuriteAccount+`"`), 1)
 	body = bytes.Replace(body, []byte(`"blobcontainer": ""`), []byte(`"blobcontainer": "evidence"`), 1)
 	body = bytes.Replace(body, []byte(`"blobsastoken": ""`), []byte(`"blobsastoken": "?`+sasToken+`"`), 1)
 	var out triggerResp
@@ -101,7 +101,8 @@ func TestRejectedRequestsChangeNothing(t *testing.T) {
 		{"wrong key", "kdfir_not-a-real-key", good, 401, "API key"},
 		{"wrong scope", sv.keys["collector"], good, 403, "may not run isolate-pod"},
 		{"malformed json", sv.keys["admin"], []byte(`{"action": "isolatepod", "entities": [`), 400, "invalid JSON"},
-		{"unknown field", sv.keys["admin"], []byte(`{"action": "isolatepod", "entities": [], "extra": 1}`), 400, "unknown field"},
+		{"trailing data", sv.keys["admin"], []byte(`{"action": "isolatepod", "entities": []}]]]`), 400, "trailing data"},
+		{"dryrun not a boolean", sv.keys["admin"], []byte(`{"action": "isolatepod", "entities": [], "dryrun": "maybe"}`), 400, "dryrun must be true or false"},
 		{"oversized body", sv.keys["admin"], append([]byte(`{"action": "isolatepod", "entities": [], "x": "`), bytes.Repeat([]byte("a"), 2<<20)...), 400, "larger than"},
 		{"unknown pod", sv.keys["admin"], triggerBody(t, "isolatepod", ns, "no-such-pod"), 400, "no-such-pod not found"},
 		{"unknown cluster", sv.keys["admin"], unknownCluster, 400, "is not configured"},

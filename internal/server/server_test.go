@@ -81,20 +81,52 @@ func TestMain(m *testing.M) {
 
 var auditHash string
 
-var once sync.Once
+var once, compatOnce sync.Once
 
 // kdfir starts kdfir serve once per test binary.
 func kdfir(t testing.TB) *svc {
 	t.Helper()
 	env := testenv.Get(t)
-	once.Do(func() { s = startService(t, env) })
+	once.Do(func() { s = startService(t, env, listenAddr, "") })
 	if s == nil {
 		t.Fatal("kdfir serve did not start")
 	}
 	return s
 }
 
-func startService(t testing.TB, env *testenv.Env) *svc {
+var compatSvc *svc
+
+// kdfirCompat starts a second kdfir serve, configured as a team that
+// switches from the original AKS function would: its markers, its own
+// route name, and exec on.
+func kdfirCompat(t testing.TB) *svc {
+	t.Helper()
+	env := testenv.Get(t)
+	compatOnce.Do(func() {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		compatSvc = startService(t, env, addr, "aks: {compat: original, route: /api/Respond}\nexec: {enabled: true}\n")
+	})
+	if compatSvc == nil {
+		t.Fatal("kdfir serve (compat) did not start")
+	}
+	return compatSvc
+}
+
+// downKubeconfig names a cluster that does not answer.
+const downKubeconfig = `apiVersion: v1
+kind: Config
+clusters: [{name: down, cluster: {server: "https://127.0.0.1:1", insecure-skip-tls-verify: true}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: down, context: {cluster: down, user: u}}]
+current-context: down
+`
+
+func startService(t testing.TB, env *testenv.Env, listen, extra string) *svc {
 	ctx := context.Background()
 	az, err := testenv.StartAzurite(ctx)
 	if err != nil {
@@ -117,7 +149,7 @@ func startService(t testing.TB, env *testenv.Env) *svc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sv := &svc{url: "https://" + listenAddr, dataDir: filepath.Join(dir, "data"), keys: map[string]string{}, az: az,
+	sv := &svc{url: "https://" + listen, dataDir: filepath.Join(dir, "data"), keys: map[string]string{}, az: az,
 		sasURL: az.URL + "/evidence?" + qp.Encode()}
 	keyLines := fmt.Sprintf("- {name: apiserver, hash: %q, scopes: [audit], cluster: testenv}\n", auditHash)
 	for name, scopes := range map[string]string{
@@ -146,15 +178,23 @@ func startService(t testing.TB, env *testenv.Env) *svc {
 		t.Fatal(err)
 	}
 	writePlaybooks(t, books)
+	down := filepath.Join(dir, "down.kubeconfig")
+	if err := os.WriteFile(down, []byte(downKubeconfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cfg := fmt.Sprintf(`listen: %s
 tls: {cert: %s, key: %s}
 apiKeys:
 %sclusters:
 - {name: testenv, kubeconfig: %s, resourceId: %s}
+- {name: down, kubeconfig: %s}
+defaultCluster: testenv
 playbooks: [%s]
-evidence: {default: %q}
+evidence:
+  destinations: {default: %q}
+  allowedEndpoints: [%q]
 alerts: {dedupeWindow: 10m}
-`, listenAddr, certFile, keyFile, keyLines, env.Kubeconfig, clusterID, books, sv.sasURL)
+%s`, listen, certFile, keyFile, keyLines, env.Kubeconfig, clusterID, down, books, sv.sasURL, az.URL, extra)
 	cfgPath := filepath.Join(dir, "kdfir.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
