@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/kdfir/kdfir/internal/auth"
+	"github.com/kdfir/kdfir/internal/config"
 )
 
 func TestKeysCreate(t *testing.T) {
@@ -28,6 +30,27 @@ func TestKeysCreate(t *testing.T) {
 	}
 	if code := Execute(context.Background(), []string{"keys", "create", "x"}, &out, &errOut); code != ExitUsage {
 		t.Fatalf("missing --actions: exit %d, want %d", code, ExitUsage)
+	}
+}
+
+// The text output is a config snippet that kdfir serve's config takes
+// as it is, under the key its hint names.
+func TestKeysCreateHintParses(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := Execute(context.Background(), []string{"keys", "create", "sentinel", "--actions", "isolate-pod,read"}, &out, &errOut); code != ExitOK {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	text := out.String()
+	i := strings.Index(text, "# Add this to apiKeys")
+	if i < 0 {
+		t.Fatalf("no apiKeys hint in %q", text)
+	}
+	c, err := config.Parse("kdfir.yaml", []byte("apiKeys:\n"+text[i:]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.APIKeys) != 1 || c.APIKeys[0].Name != "sentinel" || !c.APIKeys[0].Allows("isolate-pod") {
+		t.Fatalf("keys = %+v", c.APIKeys)
 	}
 }
 

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -33,6 +34,7 @@ import (
 //	rules: [/etc/kdfir/rules]           # besides the built-in pack
 //	builtinRules: true                  # default true
 //	ruleParams: {allowed_registries: '"myacr.azurecr.io", "mcr.microsoft.com"'}
+//	ruleExceptions: [/etc/kdfir/exceptions.yaml]  # exceptions files (see detect.Tuning)
 //	evidence:
 //	  destinations:                     # by name; playbooks and requests pick one ("default" when they name none)
 //	    default: /var/lib/kdfir/evidence  # a directory, a container URL (with or without SAS), or azblob://ACCOUNT/CONTAINER
@@ -57,6 +59,7 @@ type Serve struct {
 	Rules          []string          `json:"rules,omitempty" yaml:"rules"`
 	BuiltinRules   *bool             `json:"builtinRules,omitempty" yaml:"builtinRules"`
 	RuleParams     map[string]string `json:"ruleParams,omitempty" yaml:"ruleParams"`
+	RuleExceptions []string          `json:"ruleExceptions,omitempty" yaml:"ruleExceptions"`
 	Evidence       Evidence          `json:"evidence,omitzero" yaml:"evidence"`
 	AKS            AKS               `json:"aks,omitzero" yaml:"aks"`
 	Alerts         AlertsConfig      `json:"alerts,omitzero" yaml:"alerts"`
@@ -236,6 +239,17 @@ func (s *Serve) validate() error {
 			return fieldErrorf("evidence.destinations."+name, "empty destination")
 		}
 	}
+	for i, e := range s.Evidence.AllowedEndpoints {
+		u, err := url.Parse(e)
+		switch {
+		case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
+			return fieldErrorf(fmt.Sprintf("evidence.allowedEndpoints[%d]", i), "%q is not an https:// endpoint URL", e)
+		case u.Scheme == "http" && !isLoopbackHost(u.Hostname()):
+			return fieldErrorf(fmt.Sprintf("evidence.allowedEndpoints[%d]", i), "plain http is allowed only to a loopback address")
+		case u.RawQuery != "":
+			return fieldErrorf(fmt.Sprintf("evidence.allowedEndpoints[%d]", i), "an endpoint has no query: SAS tokens go in destinations")
+		}
+	}
 	if r := s.AKS.Route; r != "" && (!strings.HasPrefix(r, "/") || strings.ContainsAny(r, " {}?#") || strings.Contains(r, "//")) {
 		return fieldErrorf("aks.route", "%q is not a path such as /api/AKSTriggerResponse", r)
 	}
@@ -262,6 +276,11 @@ func (s *Serve) validate() error {
 		}
 	}
 	return nil
+}
+
+func isLoopbackHost(h string) bool {
+	ip := net.ParseIP(h)
+	return h == "localhost" || ip != nil && ip.IsLoopback()
 }
 
 // Scopes an API key may have: the action names and the service scopes.

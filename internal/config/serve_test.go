@@ -3,6 +3,7 @@ package config
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kdfir/kdfir/internal/auth"
 )
@@ -50,6 +51,44 @@ audit: {retention: 30d}
 		"kdfir.yaml:13: alerts.dedupeWindow": strings.Replace(good, "10m", "soon", 1),
 	}
 	for want, src := range bad {
+		_, err := Parse("kdfir.yaml", []byte(src))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("want error containing %q, got %v", want, err)
+		}
+	}
+}
+
+func TestEvidenceAndAKSConfig(t *testing.T) {
+	c, err := Parse("kdfir.yaml", []byte(`evidence: {default: /tmp/evidence, ir: azblob://a/c}
+`))
+	if err != nil || c.Evidence.Destinations["ir"] != "azblob://a/c" || len(c.Evidence.Destinations) != 2 {
+		t.Fatalf("flat evidence form: %+v, %v", c.Evidence, err)
+	}
+	c, err = Parse("kdfir.yaml", []byte(`evidence:
+  destinations: {default: /tmp/evidence}
+  allowedEndpoints: [https://a.blob.core.windows.net]
+  localRoots: [/tmp/evidence]
+aks: {route: /api/Respond, compat: original, idempotencyWindow: 1h}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Evidence.Destinations["default"] != "/tmp/evidence" || len(c.Evidence.AllowedEndpoints) != 1 || len(c.Evidence.LocalRoots) != 1 ||
+		c.AKS.RouteOrDefault() != "/api/Respond" || c.AKS.Window() != time.Hour || c.AKS.Compat != CompatOriginal {
+		t.Fatalf("config = %+v", c)
+	}
+	if (AKS{}).RouteOrDefault() != DefaultAKSRoute || (AKS{}).Window() != 10*time.Minute {
+		t.Fatal("defaults")
+	}
+	for want, src := range map[string]string{
+		"field bogus not found in evidence":                           "evidence:\n  destinations: {default: /x}\n  bogus: 1\n",
+		"kdfir.yaml:1: aks.route":                                     "aks: {route: api/x}\n",
+		"kdfir.yaml:1: aks.compat: unknown mode \"v2\"":               "aks: {compat: v2}\n",
+		"aks.idempotencyWindow: 48h is longer than the max":           "aks: {idempotencyWindow: 48h}\n",
+		"evidence.destinations.d: empty destination":                  "evidence:\n  destinations: {d: ''}\n",
+		"kdfir.yaml:2: evidence.allowedEndpoints[0]: plain http":      "evidence:\n  allowedEndpoints: [http://169.254.169.254/x]\n",
+		"kdfir.yaml:2: evidence.allowedEndpoints[0]: \"acct\" is not": "evidence:\n  allowedEndpoints: [acct]\n",
+	} {
 		_, err := Parse("kdfir.yaml", []byte(src))
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("want error containing %q, got %v", want, err)
