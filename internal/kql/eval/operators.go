@@ -35,6 +35,8 @@ func (r *runner) apply(rel *relation, b boundOp) (*relation, error) {
 		return r.projectRename(rel, op)
 	case *syntax.MvExpand:
 		return r.mvExpand(rel, op, e)
+	case *syntax.MvApply:
+		return r.mvApply(rel, op, e)
 	case *syntax.Summarize:
 		return r.summarize(rel, op, e)
 	case *syntax.Sort:

@@ -304,6 +304,19 @@ type MvExpand struct {
 	Limit         Expr
 }
 
+// MvApply is "mv-apply [with_itemindex=N] items [limit n] on (subquery)":
+// the subquery runs on each row's expansion (a table of the expanded
+// columns, read as MvApplyInput), and its rows follow the row's other
+// columns.
+type MvApply struct {
+	OpPos  Pos
+	Expand *MvExpand
+	Sub    *Pipeline // Source is a TableRef named MvApplyInput
+}
+
+// MvApplyInput names the implicit source of an mv-apply subquery.
+const MvApplyInput = "$mvapply"
+
 // Summarize is "summarize Aggs by Keys".
 type Summarize struct {
 	OpPos Pos
@@ -426,6 +439,7 @@ func (o *Take) Pos() Pos           { return o.OpPos }
 func (o *Distinct) Pos() Pos       { return o.OpPos }
 func (o *Count) Pos() Pos          { return o.OpPos }
 func (o *Join) Pos() Pos           { return o.OpPos }
+func (o *MvApply) Pos() Pos        { return o.OpPos }
 func (o *Union) Pos() Pos          { return o.OpPos }
 func (o *ParseOp) Pos() Pos        { return o.OpPos }
 func (o *As) Pos() Pos             { return o.OpPos }
@@ -448,6 +462,7 @@ func (*Take) operatorNode()           {}
 func (*Distinct) operatorNode()       {}
 func (*Count) operatorNode()          {}
 func (*Join) operatorNode()           {}
+func (*MvApply) operatorNode()        {}
 func (*Union) operatorNode()          {}
 func (*ParseOp) operatorNode()        {}
 func (*As) operatorNode()             {}

@@ -28,7 +28,7 @@ func (p *parser) parseOperatorRecover() (op Operator) {
 }
 
 var unsupportedOps = map[string]bool{
-	"mv-apply": true, "make-series": true, "top-nested": true, "top-hitters": true,
+	"make-series": true, "top-nested": true, "top-hitters": true,
 	"evaluate": true, "invoke": true, "fork": true, "facet": true,
 	"partition": true, "scan": true, "search": true, "find": true, "sample-distinct": true,
 	"reduce": true, "parse-kv": true, "consume": true, "externaldata": true,
@@ -59,6 +59,8 @@ func (p *parser) parseOperator() Operator {
 		return p.parseProjectRename(pos)
 	case "mv-expand", "mvexpand":
 		return p.parseMvExpand(pos)
+	case "mv-apply":
+		return p.parseMvApply(pos)
 	case "summarize":
 		return p.parseSummarize(pos)
 	case "sort", "order":
@@ -270,6 +272,22 @@ func (p *parser) parseMvExpand(pos Pos) Operator {
 	if p.acceptIdent("limit") {
 		m.Limit = p.parseExpr()
 	}
+	return m
+}
+
+func (p *parser) parseMvApply(pos Pos) Operator {
+	m := &MvApply{OpPos: pos, Expand: p.parseMvExpand(pos).(*MvExpand)}
+	p.expectKeyword("on")
+	lp := p.expectPunct("(")
+	sub := &Pipeline{Source: &TableRef{NamePos: lp.Pos, Name: MvApplyInput}}
+	for {
+		sub.Ops = append(sub.Ops, p.parseOperator())
+		if !p.acceptPunct("|") {
+			break
+		}
+	}
+	p.expectPunct(")")
+	m.Sub = sub
 	return m
 }
 

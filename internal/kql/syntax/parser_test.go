@@ -89,7 +89,7 @@ func TestParseErrors(t *testing.T) {
 		{"T | join kind=sideways U on a", `1:15: unknown join kind "sideways"`},
 		{"T | join U on a < b", "1:15: join condition must be a column name or $left.Column == $right.Column"},
 		{"T | summarize", "1:14: expected an expression, found end of query"},
-		{"T | mv-apply x on (take 1)", `1:5: operator "mv-apply" is not supported`},
+		{"T | fork (take 1)", `1:5: operator "fork" is not supported`},
 		{"T | where a == 1 | ", "1:20: expected an operator after '|', found end of query"},
 		{"T | where (a == 1", "1:18: expected ')', found end of query"},
 		{"T; U", "1:4: only one tabular expression statement is supported"},
