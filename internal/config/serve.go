@@ -244,7 +244,7 @@ func (s *Serve) validate() error {
 		switch {
 		case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
 			return fieldErrorf(fmt.Sprintf("evidence.allowedEndpoints[%d]", i), "%q is not an https:// endpoint URL", e)
-		case u.Scheme == "http" && !isLoopbackHost(u.Hostname()):
+		case u.Scheme == "http" && !IsLoopbackHost(u.Hostname()):
 			return fieldErrorf(fmt.Sprintf("evidence.allowedEndpoints[%d]", i), "plain http is allowed only to a loopback address")
 		case u.RawQuery != "":
 			return fieldErrorf(fmt.Sprintf("evidence.allowedEndpoints[%d]", i), "an endpoint has no query: SAS tokens go in destinations")
@@ -278,9 +278,15 @@ func (s *Serve) validate() error {
 	return nil
 }
 
-func isLoopbackHost(h string) bool {
-	ip := net.ParseIP(h)
-	return h == "localhost" || ip != nil && ip.IsLoopback()
+// IsLoopbackHost reports whether a host (with or without a port) is
+// localhost or a loopback address.
+func IsLoopbackHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	ip := net.ParseIP(host)
+	return host == "localhost" || ip != nil && ip.IsLoopback()
 }
 
 // Scopes an API key may have: the action names and the service scopes.

@@ -3,7 +3,6 @@ package evidence
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -11,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/kdfir/kdfir/internal/config"
 )
 
 // Policy says where collections may go, so that a destination is
@@ -53,7 +54,7 @@ func NewPolicy(dests map[string]string, endpoints, roots []string) (*Policy, err
 			if err != nil {
 				return nil, fmt.Errorf("evidence destination %s: %w", name, err)
 			}
-			if u.Scheme == "http" && !loopback(u.Host) {
+			if u.Scheme == "http" && !config.IsLoopbackHost(u.Host) {
 				return nil, fmt.Errorf("evidence destination %s: plain http is allowed only to a loopback address", name)
 			}
 			p.endpoints = append(p.endpoints, u)
@@ -94,7 +95,7 @@ func (p *Policy) Check(dest string) error {
 		if err != nil {
 			return err
 		}
-		if u.Scheme == "http" && !loopback(u.Host) {
+		if u.Scheme == "http" && !config.IsLoopbackHost(u.Host) {
 			return fmt.Errorf("evidence destination %s: plain http is allowed only to a loopback endpoint in evidence.allowedEndpoints", u.Redacted())
 		}
 		if q, _ := url.Parse(dest); q != nil && q.RawQuery != "" {
@@ -214,7 +215,7 @@ func parseEndpoint(s string) (*url.URL, error) {
 	if u.RawQuery != "" || u.User != nil || u.Fragment != "" {
 		return nil, fmt.Errorf("%q: an endpoint has no query, user or fragment", Redact(s))
 	}
-	if u.Scheme == "http" && !loopback(u.Host) {
+	if u.Scheme == "http" && !config.IsLoopbackHost(u.Host) {
 		return nil, fmt.Errorf("%q: plain http is allowed only to a loopback address", s)
 	}
 	if pathStyle(u.Host) && strings.Trim(u.Path, "/") == "" {
@@ -263,18 +264,6 @@ func under(u, e *url.URL) bool {
 	ep := strings.Trim(e.Path, "/")
 	up := strings.Trim(u.Path, "/")
 	return ep == "" || up == ep || strings.HasPrefix(up, ep+"/")
-}
-
-func loopback(host string) bool {
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	host = strings.Trim(host, "[]")
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // resolveRoot makes a configured directory absolute with its symlinks

@@ -13,6 +13,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/kdfir/kdfir/internal/config"
 )
 
 // certReloader serves a certificate from files and reloads it when either
@@ -125,12 +127,5 @@ func TLSConfig(certFile, keyFile, host string) (cfg *tls.Config, selfSignedUsed 
 // IsLoopback reports whether a listen address binds only loopback.
 func IsLoopback(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return err == nil && config.IsLoopbackHost(host)
 }
