@@ -83,7 +83,7 @@ type ingestReport struct {
 func newIngestCmd(g *Globals) *cobra.Command {
 	var resourceID, retention string
 	var noDetect bool
-	var rulePaths []string
+	var rulePaths, exceptionFiles []string
 	cmd := &cobra.Command{
 		Use:   "ingest FILE... ",
 		Short: "Store audit events from files (or - for stdin) and run near-real-time rules on them",
@@ -127,7 +127,7 @@ func newIngestCmd(g *Globals) *cobra.Command {
 			var engine *detect.Engine
 			var alerts *alertSink
 			if !noDetect {
-				rules, err := loadRules(rulePaths, true)
+				rules, err := loadRules(rulePaths, true, exceptionFiles)
 				if err != nil {
 					return err
 				}
@@ -190,12 +190,13 @@ func newIngestCmd(g *Globals) *cobra.Command {
 	cmd.Flags().StringVar(&retention, "retention", "", "after ingesting, delete events older than this (e.g. 30d)")
 	cmd.Flags().BoolVar(&noDetect, "no-detect", false, "do not run near-real-time rules on the ingested events")
 	cmd.Flags().StringSliceVar(&rulePaths, "rules", nil, "rule files or directories to run besides the built-in pack")
+	cmd.Flags().StringSliceVar(&exceptionFiles, "exceptions", nil, "exceptions files: rule exceptions, and rules to enable or disable")
 	return cmd
 }
 
 // loadRules loads the built-in pack (unless builtin is false) and the rules
-// at paths.
-func loadRules(paths []string, builtin bool) ([]*detect.Rule, error) {
+// at paths, and applies the exceptions files.
+func loadRules(paths []string, builtin bool, exceptions []string) ([]*detect.Rule, error) {
 	var rules []*detect.Rule
 	if builtin {
 		b, err := detect.Builtin(nil)
@@ -211,7 +212,21 @@ func loadRules(paths []string, builtin bool) ([]*detect.Rule, error) {
 		}
 		rules = append(rules, more...)
 	}
-	return rules, nil
+	return rules, applyExceptions(rules, exceptions)
+}
+
+// applyExceptions applies exceptions files to the rules, in order.
+func applyExceptions(rules []*detect.Rule, files []string) error {
+	for _, f := range files {
+		t, err := detect.LoadTuning(f)
+		if err != nil {
+			return err
+		}
+		if err := t.Apply(rules); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 type alertSink struct {

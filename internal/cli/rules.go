@@ -19,10 +19,11 @@ func newRulesCmd(g *Globals) *cobra.Command {
 		Short: "List, validate and test detection rules",
 		Args:  cobra.NoArgs,
 	}
-	var paths []string
+	var paths, exceptions []string
 	var noBuiltin bool
-	load := func() ([]*detect.Rule, error) { return loadRules(paths, !noBuiltin) }
+	load := func() ([]*detect.Rule, error) { return loadRules(paths, !noBuiltin, exceptions) }
 	cmd.PersistentFlags().StringSliceVar(&paths, "rules", nil, "rule files or directories to load besides the built-in pack")
+	cmd.PersistentFlags().StringSliceVar(&exceptions, "exceptions", nil, "exceptions files: rule exceptions, and rules to enable or disable")
 	cmd.PersistentFlags().BoolVar(&noBuiltin, "no-builtin", false, "leave out the built-in rule pack")
 
 	cmd.AddCommand(&cobra.Command{
@@ -40,6 +41,9 @@ func newRulesCmd(g *Globals) *cobra.Command {
 					mode := "nrt"
 					if r.Schedule != nil {
 						mode = fmt.Sprintf("every %s", r.Schedule.Every)
+					}
+					if r.Disabled {
+						mode += " (disabled)"
 					}
 					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", r.ID, r.Severity, mode, strings.Join(r.Tactics, ","), r.Title)
 				}
@@ -110,17 +114,28 @@ func newRulesCmd(g *Globals) *cobra.Command {
 					fmt.Fprintf(g.Stderr, "%s:%d: %s\n", data, p.Line, p.Reason)
 				}
 			}
-			alerts, err := (&detect.Engine{}).Evaluate(cmd.Context(), rule, audit.NewBatchSource(events))
+			alerts, excepted, err := (&detect.Engine{}).EvaluateDetail(cmd.Context(), rule, audit.NewBatchSource(events))
 			if err != nil {
 				return fmt.Errorf("rule %s: %w", rule.ID, err)
 			}
 			return render(g.Stdout, g.Output, alerts, func(w io.Writer) {
-				fmt.Fprintf(w, "%d alerts from %d events\n", len(alerts), len(events))
+				fmt.Fprintf(w, "%d alerts from %d events", len(alerts), len(events))
+				if rule.Disabled {
+					fmt.Fprint(w, " (the rule is disabled: it runs here, not in ingest or serve)")
+				}
+				fmt.Fprintln(w)
 				if len(alerts) > 0 {
 					fmt.Fprintln(w, "TIME\tSEVERITY\tTITLE\tENTITIES")
 				}
 				for _, a := range alerts {
 					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", a.Time.Format("2006-01-02T15:04:05Z"), a.Severity, a.Title, entityList(a.Entities))
+				}
+				if len(excepted) > 0 {
+					fmt.Fprintf(w, "%d suppressed by exceptions\n", len(excepted))
+					fmt.Fprintln(w, "EXCEPTION\tREPORT ID\tNAMESPACE\tUSER\tIMAGE")
+				}
+				for _, x := range excepted {
+					fmt.Fprintf(w, "%s\t%s\t%v\t%v\t%v\n", x.Exception, x.ReportID, orDash(x.Fields["Namespace"]), orDash(x.Fields["Username"]), orDash(x.Fields["Image"]))
 				}
 			})
 		},
@@ -129,4 +144,11 @@ func newRulesCmd(g *Globals) *cobra.Command {
 	test.Flags().StringVar(&assumeTime, "assume-time", "now", "time of events that carry none (RFC 3339, now, or empty to reject them)")
 	cmd.AddCommand(test)
 	return cmd
+}
+
+func orDash(v any) any {
+	if v == nil || v == "" {
+		return "-"
+	}
+	return v
 }

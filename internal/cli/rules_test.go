@@ -53,6 +53,28 @@ func TestRulesCommands(t *testing.T) {
 	if code, _, _ := runCLI(t, "rules", "test", "k8s-exec-into-pod"); code != ExitUsage {
 		t.Fatalf("missing --data: exit %d", code)
 	}
+
+	// An exceptions file: what it suppressed is shown.
+	exc := filepath.Join(dir, "exceptions.yaml")
+	if err := os.WriteFile(exc, []byte("exceptions:\n- {rule: k8s-privileged-container, name: trusted-nginx, images: [\"nginx\", \"nginx:*\"]}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	priv := filepath.Join("..", "..", "..", "shared", "data", "falco-k8s-audit", "create_nginx_pod_privileged.json")
+	code, out, stderr = runCLI(t, "rules", "test", "k8s-privileged-container", "--data", priv)
+	if code != 0 || !strings.HasPrefix(out, "1 alerts from 1 events") || strings.Contains(out, "suppressed") {
+		t.Fatalf("rules test without exceptions: exit %d, out %q, stderr %q", code, out, stderr)
+	}
+	code, out, stderr = runCLI(t, "rules", "test", "k8s-privileged-container", "--data", priv, "--exceptions", exc)
+	if code != 0 || !strings.HasPrefix(out, "0 alerts from 1 events") || !strings.Contains(out, "1 suppressed by exceptions") || !strings.Contains(out, "trusted-nginx") {
+		t.Fatalf("rules test with exceptions: exit %d, out %q, stderr %q", code, out, stderr)
+	}
+	if err := os.WriteFile(exc, []byte("exceptions:\n- {rule: k8s-node-proxy, name: x, images: [a]}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr = runCLI(t, "rules", "list", "--exceptions", exc)
+	if code != ExitFailure || !strings.Contains(stderr, "images needs the Image column") {
+		t.Fatalf("bad exception: exit %d, stderr %q", code, stderr)
+	}
 }
 
 func TestAlertsEmpty(t *testing.T) {

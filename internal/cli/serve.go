@@ -66,7 +66,7 @@ func loadServeRules(c *config.Config) ([]*detect.Rule, error) {
 		}
 		rules = append(rules, more...)
 	}
-	return rules, nil
+	return rules, applyExceptions(rules, c.RuleExceptions)
 }
 
 func newServeCmd(g *Globals) *cobra.Command {

@@ -84,7 +84,7 @@ func (e *Engine) OnBatch(ctx context.Context, events []audit.Event) ([]*alert.Al
 	}
 	var raised []*alert.Alert
 	for _, r := range e.Rules {
-		if !r.NRT {
+		if !r.NRT || r.Disabled {
 			continue
 		}
 		alerts, err := e.Evaluate(ctx, r, src)
@@ -114,9 +114,16 @@ func (e *Engine) OnBatch(ctx context.Context, events []audit.Event) ([]*alert.Al
 // after de-duplication by report id, suppression and max_alerts. It raises
 // nothing itself.
 func (e *Engine) Evaluate(ctx context.Context, r *Rule, src table.Source) ([]*alert.Alert, error) {
+	alerts, _, err := e.EvaluateDetail(ctx, r, src)
+	return alerts, err
+}
+
+// EvaluateDetail is Evaluate that also returns the rows the rule's
+// exceptions suppressed (one per report id and exception).
+func (e *Engine) EvaluateDetail(ctx context.Context, r *Rule, src table.Source) ([]*alert.Alert, []Excepted, error) {
 	res, err := eval.Run(ctx, src, r.query, eval.Options{Now: e.now()})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	idx := map[string]int{}
 	for i, c := range res.Columns {
@@ -146,14 +153,23 @@ func (e *Engine) Evaluate(ctx context.Context, r *Rule, src table.Source) ([]*al
 	seen := map[string]bool{}
 	if e.State != nil && len(ids) > 0 {
 		if seen, err = e.State.Seen(ctx, r.ID, ids); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	now := e.now()
 	var out []*alert.Alert
+	var excepted []Excepted
+	exceptedSeen := map[string]bool{}
 	for i, row := range res.Rows {
 		id := ids[i]
 		if seen[id] {
+			continue
+		}
+		if x := r.exceptionFor(row, get, idx); x != nil {
+			if k := id + "\x00" + x.Name; !exceptedSeen[k] {
+				exceptedSeen[k] = true
+				excepted = append(excepted, Excepted{Rule: r.ID, Exception: x.Name, ReportID: id, Fields: rowFields(row, res.Columns)})
+			}
 			continue
 		}
 		seen[id] = true // the two stages of one long-running request share an id
@@ -181,16 +197,38 @@ func (e *Engine) Evaluate(ctx context.Context, r *Rule, src table.Source) ([]*al
 		}
 		out = append(out, r.alertFor(id, row, res.Columns, get))
 	}
-	return out, nil
+	return out, excepted, nil
 }
 
-func (r *Rule) alertFor(id string, row []any, cols []table.Column, get func([]any, string) string) *alert.Alert {
+// exceptionFor returns the first exception that matches the row, or nil.
+func (r *Rule) exceptionFor(row []any, get func([]any, string) string, idx map[string]int) *Exception {
+	for i := range r.Exceptions {
+		x := &r.Exceptions[i]
+		if x.matches(func(c string) string { return get(row, c) }, func(c string) any {
+			if j, ok := idx[c]; ok {
+				return row[j]
+			}
+			return nil
+		}) {
+			return x
+		}
+	}
+	return nil
+}
+
+// rowFields is a result row by column name, without the exception columns.
+func rowFields(row []any, cols []table.Column) map[string]any {
 	fields := map[string]any{}
 	for i, c := range cols {
-		if row[i] != nil {
+		if row[i] != nil && !strings.HasPrefix(c.Name, exceptionColumn) {
 			fields[c.Name] = row[i]
 		}
 	}
+	return fields
+}
+
+func (r *Rule) alertFor(id string, row []any, cols []table.Column, get func([]any, string) string) *alert.Alert {
+	fields := rowFields(row, cols)
 	render := func(tpl, def string) string {
 		if tpl == "" {
 			return def
@@ -306,7 +344,7 @@ func (e *Engine) RunScheduled(ctx context.Context, r *Rule) ([]*alert.Alert, err
 // then every interval.
 func (e *Engine) Start(ctx context.Context) {
 	for _, r := range e.Rules {
-		if r.Schedule == nil {
+		if r.Schedule == nil || r.Disabled {
 			continue
 		}
 		go func() {

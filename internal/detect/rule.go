@@ -46,6 +46,9 @@ import (
 //	suppress: {by: [PodNamespace, PodName], window: 10m}
 //	max_alerts: 20
 //	playbooks: [collect-then-isolate]
+//	disabled: false                    # shipped off when it fires on ordinary workloads
+//	exceptions:                        # see Exception
+//	- {name: ci, serviceAccounts: ["ci/*"]}
 type Rule struct {
 	ID          string       `yaml:"id" json:"id"`
 	Title       string       `yaml:"title" json:"title"`
@@ -64,6 +67,11 @@ type Rule struct {
 	// Params are values a rule's query can use as {{name}} (for example a
 	// registry allowlist); the config can override them.
 	Params map[string]string `yaml:"params" json:"params,omitempty"`
+	// Disabled rules are loaded (listed, tested) but not run; an
+	// exceptions file can enable them.
+	Disabled bool `yaml:"disabled" json:"disabled,omitempty"`
+	// Exceptions suppress the result rows they match (see Exception).
+	Exceptions []Exception `yaml:"exceptions" json:"exceptions,omitempty"`
 
 	File  string        `yaml:"-" json:"file"`
 	query *syntax.Query `yaml:"-"`
@@ -256,6 +264,19 @@ func (r *Rule) validate() error {
 				return fmt.Errorf("alert template uses {{%s}}, which is not in the query's result", m[1])
 			}
 		}
+	}
+	if err := r.checkExceptions(cols); err != nil {
+		return err
+	}
+	if full := r.withExceptions(r.expandParams(r.Query)); full != r.expandParams(r.Query) {
+		q, _, err := syntax.Parse(full)
+		if err != nil {
+			return fmt.Errorf("exceptions: %v", err)
+		}
+		if _, err := eval.Run(context.Background(), audit.NewBatchSource(nil), q, eval.Options{}); err != nil {
+			return fmt.Errorf("exceptions: %v", err)
+		}
+		r.query = q
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"net/http"
 	"os"
 	"strings"
@@ -17,11 +18,13 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -31,6 +34,7 @@ import (
 	"k8s.io/client-go/transport/spdy"
 	"k8s.io/utils/ptr"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/kdfir/kdfir/internal/alert"
 	"github.com/kdfir/kdfir/internal/audit"
 	"github.com/kdfir/kdfir/internal/testenv"
@@ -102,6 +106,23 @@ func podSpec(image string) corev1.PodSpec {
 	return corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: image}}}
 }
 
+// deployment creates a one-replica Deployment of the pause image.
+func (k *kit) deployment(name string, mutate func(*corev1.PodSpec)) *appsv1.Deployment {
+	k.t.Helper()
+	labels := map[string]string{"app": name}
+	spec := podSpec("registry.k8s.io/pause:3.10")
+	if mutate != nil {
+		mutate(&spec)
+	}
+	d, err := k.cs.AppsV1().Deployments(k.ns).Create(ctx, &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](1), Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: spec}},
+	}, metav1.CreateOptions{})
+	k.must(err)
+	return d
+}
+
 func (k *kit) createPod(ns, name string, mutate func(*corev1.PodSpec)) {
 	k.t.Helper()
 	spec := podSpec("registry.k8s.io/pause:3.10")
@@ -167,25 +188,53 @@ func ruleCases() []ruleCase {
 			neg: func(k *kit) { k.runningPod("target"); k.logs() }},
 		{rule: "k8s-privileged-container",
 			pos: func(k *kit) {
-				labels := map[string]string{"app": "priv"}
-				spec := podSpec("registry.k8s.io/pause:3.10")
-				spec.Containers[0].SecurityContext = &corev1.SecurityContext{Privileged: ptr.To(true)}
-				_, err := k.cs.AppsV1().Deployments(k.ns).Create(ctx, &appsv1.Deployment{
-					ObjectMeta: metav1.ObjectMeta{Name: "priv"},
-					Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](1), Selector: &metav1.LabelSelector{MatchLabels: labels},
-						Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: spec}},
-				}, metav1.CreateOptions{})
-				k.must(err)
-				k.createPod(k.ns, "ubuntu-priv", func(s *corev1.PodSpec) {
-					s.Containers[0].SecurityContext = &corev1.SecurityContext{Privileged: ptr.To(true)}
+				priv := &corev1.SecurityContext{Privileged: ptr.To(true)}
+				k.deployment("priv", func(s *corev1.PodSpec) { s.Containers[0].SecurityContext = priv })
+				k.createPod(k.ns, "ubuntu-priv", func(s *corev1.PodSpec) { s.Containers[0].SecurityContext = priv })
+				// A privileged init container.
+				k.createPod(k.ns, "init-priv", func(s *corev1.PodSpec) {
+					s.InitContainers = []corev1.Container{{Name: "init", Image: "registry.k8s.io/pause:3.10", SecurityContext: priv}}
 				})
+				// A Deployment patched, and another updated, to privileged.
+				k.deployment("patched", nil)
+				_, err := k.cs.AppsV1().Deployments(k.ns).Patch(ctx, "patched", types.StrategicMergePatchType,
+					[]byte(`{"spec":{"template":{"spec":{"containers":[{"name":"app","securityContext":{"privileged":true}}]}}}}`), metav1.PatchOptions{})
+				k.must(err)
+				d := k.deployment("updated", nil)
+				d.Spec.Template.Spec.Containers[0].SecurityContext = priv
+				_, err = k.cs.AppsV1().Deployments(k.ns).Update(ctx, d, metav1.UpdateOptions{})
+				k.must(err)
+				// A CronJob's pod template.
+				_, err = k.cs.BatchV1().CronJobs(k.ns).Create(ctx, &batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Name: "cron"},
+					Spec: batchv1.CronJobSpec{Schedule: "*/5 * * * *", JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{
+						Template: corev1.PodTemplateSpec{Spec: func() corev1.PodSpec {
+							s := podSpec("registry.k8s.io/pause:3.10")
+							s.RestartPolicy = corev1.RestartPolicyNever
+							s.Containers[0].SecurityContext = priv
+							return s
+						}()}}}}}, metav1.CreateOptions{})
+				k.must(err)
 			},
-			neg: workload(func(s *corev1.PodSpec) {
-				s.Containers[0].SecurityContext = &corev1.SecurityContext{Privileged: ptr.To(false)}
-			}),
+			neg: func(k *kit) {
+				k.createPod(k.ns, "suspect", func(s *corev1.PodSpec) {
+					s.Containers[0].SecurityContext = &corev1.SecurityContext{Privileged: ptr.To(false)}
+				})
+				// A plain Deployment, patched and updated without touching privilege.
+				k.deployment("plain", nil)
+				_, err := k.cs.AppsV1().Deployments(k.ns).Patch(ctx, "plain", types.MergePatchType, []byte(`{"metadata":{"labels":{"tier":"web"}}}`), metav1.PatchOptions{})
+				k.must(err)
+				_, err = k.cs.AppsV1().Deployments(k.ns).Patch(ctx, "plain", types.StrategicMergePatchType, []byte(`{"spec":{"replicas":2}}`), metav1.PatchOptions{})
+				k.must(err)
+			},
 			check: func(t *testing.T, alerts []*alert.Alert) {
-				if len(alerts) != 2 {
-					t.Errorf("want alerts for the Deployment and the pod, got %d", len(alerts))
+				got := map[string]bool{}
+				for _, a := range alerts {
+					got[fmt.Sprint(a.Fields["Workload"], "/", a.Fields["ContainerName"], "/", a.Fields["Verb"])] = true
+				}
+				want := map[string]bool{"deployments/priv/app/create": true, "pods/ubuntu-priv/app/create": true, "pods/init-priv/init/create": true,
+					"deployments/patched/app/patch": true, "deployments/updated/app/update": true, "cronjobs/cron/app/create": true}
+				if d := cmp.Diff(want, got); d != "" {
+					t.Errorf("privileged alerts (-want +got):\n%s", d)
 				}
 			}},
 		{rule: "k8s-hostpid", pos: workload(func(s *corev1.PodSpec) { s.HostPID = true }), neg: plain},
@@ -280,7 +329,8 @@ func ruleCases() []ruleCase {
 			neg: func(k *kit) { _, err := k.cs.CoreV1().Nodes().Get(ctx, k.env.Node, metav1.GetOptions{}); k.must(err) }},
 		{rule: "k8s-untrusted-registry",
 			pos: workload(func(s *corev1.PodSpec) { s.Containers[0].Image = "evil.example.com/miner:1.0" }),
-			neg: workload(func(s *corev1.PodSpec) { s.Containers[0].Image = "registry.k8s.io/pause:3.10" })},
+			// Near miss: an official Docker Hub image, allowed by default.
+			neg: workload(func(s *corev1.PodSpec) { s.Containers[0].Image = "nginx:1.25" })},
 		{rule: "k8s-image-latest-or-untagged",
 			pos: workload(func(s *corev1.PodSpec) {
 				s.Containers[0].Image = "nginx:latest"
@@ -539,6 +589,57 @@ func TestBuiltinRules(t *testing.T) {
 	for _, r := range rules {
 		if !covered[r.ID] {
 			t.Errorf("rule %s has no positive/negative test", r.ID)
+		}
+	}
+}
+
+// TestQuietOnOrdinaryWork: a session of ordinary admin work (a Deployment
+// of nginx:1.25 in namespace shop, its Service, a ConfigMap, scaling,
+// reading pods and logs) raises no alert from the enabled built-in rules,
+// counting the events of the controllers that roll the Deployment out.
+func TestQuietOnOrdinaryWork(t *testing.T) {
+	env := testenv.Get(t)
+	k := newKit(t, env)
+	k.deployment("web", func(s *corev1.PodSpec) { s.Containers[0].Image = "nginx:1.25" })
+	_, err := k.cs.CoreV1().Services(k.ns).Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "web"}, Ports: []corev1.ServicePort{{Port: 80}}}}, metav1.CreateOptions{})
+	k.must(err)
+	k.configMap()
+	_, err = k.cs.AppsV1().Deployments(k.ns).Patch(ctx, "web", types.StrategicMergePatchType, []byte(`{"spec":{"replicas":2}}`), metav1.PatchOptions{})
+	k.must(err)
+	_, err = k.cs.CoreV1().Pods(k.ns).List(ctx, metav1.ListOptions{})
+	k.must(err)
+	// Wait for the controllers to create the pods, so their events count.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		pods, err := env.Client.CoreV1().Pods(k.ns).List(ctx, metav1.ListOptions{})
+		k.must(err)
+		if len(pods.Items) >= 2 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	raw, err := env.AuditEvents()
+	k.must(err)
+	var evs []audit.Event
+	for _, ev := range raw {
+		e, err := audit.ParseEvent(ev.Raw)
+		k.must(err)
+		if e.ObjectRef.Namespace == k.ns {
+			evs = append(evs, e)
+		}
+	}
+	if len(evs) < 8 {
+		t.Fatalf("only %d audit events in the namespace", len(evs))
+	}
+	rules, err := Builtin(nil)
+	k.must(err)
+	for _, r := range rules {
+		if r.Disabled {
+			continue
+		}
+		for _, a := range evaluate(t, r, evs) {
+			t.Errorf("%s alerted on ordinary work: %s", r.ID, a.Title)
 		}
 	}
 }
