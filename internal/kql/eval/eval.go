@@ -132,6 +132,7 @@ type runner struct {
 	regexes map[string]*regexCacheEntry
 	maxRows int
 	ticks   int
+	calls   int // the depth of user-defined function calls being compiled
 }
 
 func newRunner(ctx context.Context, src table.Source, text string, opts Options) *runner {
@@ -192,6 +193,7 @@ type env struct {
 	tab    syntax.Tabular // a tabular let, evaluated where used
 	tabEnv *env           // the bindings visible to tab
 	mat    *relation      // a materialized tabular let
+	fn     *syntax.FuncDef // a user-defined function, defined in tabEnv
 }
 
 func (e *env) lookup(name string) *env {
@@ -204,10 +206,16 @@ func (e *env) lookup(name string) *env {
 }
 
 func (r *runner) evalLets(lets []*syntax.Let) (*env, error) {
-	var e *env
+	return r.evalLetsIn(nil, lets)
+}
+
+// evalLetsIn binds lets after the bindings of e.
+func (r *runner) evalLetsIn(e *env, lets []*syntax.Let) (*env, error) {
 	for _, l := range lets {
 		b := &env{parent: e, name: l.Name}
 		switch {
+		case l.Func != nil:
+			b.fn, b.tabEnv = l.Func, e
 		case l.Tabular != nil:
 			b.tab, b.tabEnv = l.Tabular, e
 			if l.Materialize {
@@ -220,7 +228,7 @@ func (r *runner) evalLets(lets []*syntax.Let) (*env, error) {
 		default:
 			if id, ok := l.Scalar.(*syntax.Ident); ok {
 				if prev := e.lookup(id.Name); prev != nil {
-					b.scalar, b.tab, b.tabEnv, b.mat = prev.scalar, prev.tab, prev.tabEnv, prev.mat
+					b.scalar, b.tab, b.tabEnv, b.mat, b.fn = prev.scalar, prev.tab, prev.tabEnv, prev.mat, prev.fn
 					break
 				}
 				if r.asBind[id.Name] != nil {

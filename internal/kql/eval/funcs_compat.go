@@ -174,6 +174,10 @@ func newGUID() string {
 // input has it; estimate_data_size(*) or (columns...) measures a row.
 // ok is false for any other function.
 func (sc *scope) specialCall(e *syntax.Call) (c *cexpr, ok bool, err error) {
+	if b := sc.env.lookup(e.Name); b != nil && b.fn != nil {
+		c, err := sc.udfCall(e, b)
+		return c, true, err
+	}
 	if syntax.WindowFuncs[e.Name] {
 		c, err := sc.windowCallExpr(e)
 		return c, true, err

@@ -33,6 +33,9 @@ func (s *scope) args(call *syntax.Call) ([]*sexpr, error) {
 // argument counts and types (Compile runs it first).
 func (s *scope) call(call *syntax.Call) (*sexpr, error) {
 	name := call.Name
+	if l, ok := s.c.lets[name]; ok && l.Func != nil {
+		return s.udf(call, l.Func)
+	}
 	switch name {
 	case "now":
 		if len(call.Args) > 0 {
@@ -481,4 +484,40 @@ func (s *scope) estimateDataSize(call *syntax.Call) (*sexpr, error) {
 		return nil, unsupported("estimate_data_size of nothing")
 	}
 	return &sexpr{sql: "CAST((" + strings.Join(parts, " + ") + ") AS BIGINT)", typ: table.Long, notNull: true}, nil
+}
+
+// udf inlines a call of a user-defined scalar function: its body,
+// compiled with the parameters bound to the arguments' SQL (the
+// evaluator has checked the call).
+func (s *scope) udf(call *syntax.Call, fn *syntax.FuncDef) (*sexpr, error) {
+	if fn.Scalar == nil || len(fn.Lets) > 0 {
+		return nil, unsupported("function %s", call.Name)
+	}
+	if s.depth > 20 {
+		return nil, unsupported("function nesting")
+	}
+	inner := &scope{c: s.c, r: &rel{}, depth: s.depth + 1}
+	for i, p := range fn.Params {
+		var a *sexpr
+		var err error
+		if i < len(call.Args) {
+			a, err = s.expr(call.Args[i])
+		} else if p.Default != nil {
+			a, err = (&scope{c: s.c, r: &rel{}, depth: s.depth + 1}).expr(p.Default)
+		} else {
+			return nil, unsupported("function %s arguments", call.Name)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if p.Type == table.Real && a.typ == table.Long {
+			// A whole number passed as real, as the evaluator converts it.
+			a = &sexpr{sql: "CAST(" + a.sql + " AS DOUBLE)", typ: table.Real, notNull: a.notNull}
+		}
+		if p.Tabular || a.typ != p.Type && p.Type != table.Dynamic && !(p.Type == table.Int && a.typ == table.Long) {
+			return nil, unsupported("function %s: a %s argument for a %s parameter", call.Name, a.typ, p.Type)
+		}
+		inner.r.cols = append(inner.r.cols, column{name: p.Name, e: a})
+	}
+	return inner.expr(fn.Scalar)
 }

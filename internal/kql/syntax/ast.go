@@ -20,6 +20,44 @@ type Let struct {
 	Scalar      Expr
 	Tabular     Tabular
 	Materialize bool // let x = materialize(...)
+	// Func is set (and Scalar and Tabular are not) for a user-defined
+	// function: let f = (params) { body }.
+	Func *FuncDef
+}
+
+// FuncDef is a user-defined function: its parameters and its body, lets
+// followed by a scalar or a tabular expression.
+type FuncDef struct {
+	LPos    Pos
+	Params  []Param
+	Lets    []*Let
+	Scalar  Expr
+	Tabular Tabular
+}
+
+// Param is a parameter of a user-defined function: "x:string",
+// "x:long = 5", or a tabular "T:(*)" / "T:(a:string, ...)".
+type Param struct {
+	Name    string
+	NamePos Pos
+	Type    table.Type // "" for a tabular parameter
+	Tabular bool
+	Default Expr
+}
+
+// FuncCall is a call of a user-defined function where a table is
+// expected: "f(args)" as a source.
+type FuncCall struct {
+	NamePos Pos
+	Name    string
+	Args    []Expr
+}
+
+// Invoke is "| invoke f(args)": f called with the input as its first
+// (tabular) argument.
+type Invoke struct {
+	OpPos Pos
+	Call  *Call
 }
 
 // Node is anything with a position.
@@ -202,6 +240,7 @@ type Range struct {
 }
 
 func (t *TableRef) Pos() Pos    { return t.NamePos }
+func (t *FuncCall) Pos() Pos    { return t.NamePos }
 func (t *Pipeline) Pos() Pos    { return t.Source.Pos() }
 func (t *UnionSource) Pos() Pos { return t.UPos }
 func (t *Datatable) Pos() Pos   { return t.DPos }
@@ -209,6 +248,7 @@ func (t *Print) Pos() Pos       { return t.PPos }
 func (t *Range) Pos() Pos       { return t.RPos }
 
 func (*TableRef) tabularNode()    {}
+func (*FuncCall) tabularNode()    {}
 func (*Pipeline) tabularNode()    {}
 func (*UnionSource) tabularNode() {}
 func (*Datatable) tabularNode()   {}
@@ -440,6 +480,7 @@ func (o *Distinct) Pos() Pos       { return o.OpPos }
 func (o *Count) Pos() Pos          { return o.OpPos }
 func (o *Join) Pos() Pos           { return o.OpPos }
 func (o *MvApply) Pos() Pos        { return o.OpPos }
+func (o *Invoke) Pos() Pos         { return o.OpPos }
 func (o *Union) Pos() Pos          { return o.OpPos }
 func (o *ParseOp) Pos() Pos        { return o.OpPos }
 func (o *As) Pos() Pos             { return o.OpPos }
@@ -463,6 +504,7 @@ func (*Distinct) operatorNode()       {}
 func (*Count) operatorNode()          {}
 func (*Join) operatorNode()           {}
 func (*MvApply) operatorNode()        {}
+func (*Invoke) operatorNode()         {}
 func (*Union) operatorNode()          {}
 func (*ParseOp) operatorNode()        {}
 func (*As) operatorNode()             {}

@@ -335,13 +335,72 @@ func (p *parser) parseLet() *Let {
 	case t.isIdent("view") && p.peekN(1).isPunct("("):
 		p.fail(t.Pos, "views are not supported")
 	case t.isPunct("(") && (p.peekN(1).isPunct(")") && p.peekN(2).isPunct("{") || p.peekN(1).isName() && p.peekN(2).isPunct(":")):
-		p.fail(t.Pos, "user-defined functions are not supported")
+		l.Func = p.parseFuncDef()
 	case p.looksTabular():
 		l.Tabular = p.parseTabular()
 	default:
 		l.Scalar = p.parseExpr()
 	}
 	return l
+}
+
+// parseFuncDef parses "(params) { [let ...;] body }".
+func (p *parser) parseFuncDef() *FuncDef {
+	f := &FuncDef{LPos: p.expectPunct("(").Pos}
+	seen := map[string]bool{}
+	for !p.isPunct(")") {
+		name, npos := p.expectName("a parameter name")
+		if seen[name] {
+			p.errorAt(npos, "duplicate parameter %q", name)
+		}
+		seen[name] = true
+		prm := Param{Name: name, NamePos: npos}
+		p.expectPunct(":")
+		if p.acceptPunct("(") {
+			// A tabular parameter: (*) or a schema, which is not checked.
+			prm.Tabular = true
+			depth := 1
+			for depth > 0 {
+				t := p.next()
+				switch {
+				case t.Kind == tokEOF:
+					p.failExpected(t, "')'")
+				case t.isPunct("("):
+					depth++
+				case t.isPunct(")"):
+					depth--
+				}
+			}
+		} else {
+			prm.Type = p.parseTypeName()
+		}
+		if p.acceptPunct("=") {
+			if prm.Tabular {
+				p.fail(npos, "a tabular parameter cannot have a default")
+			}
+			prm.Default = p.parseExpr()
+		} else if len(f.Params) > 0 && f.Params[len(f.Params)-1].Default != nil {
+			p.errorAt(npos, "parameter %q without a default follows one with a default", name)
+		}
+		f.Params = append(f.Params, prm)
+		if !p.acceptPunct(",") {
+			break
+		}
+	}
+	p.expectPunct(")")
+	p.expectPunct("{")
+	for p.isIdent("let") {
+		f.Lets = append(f.Lets, p.parseLet())
+		p.expectPunct(";")
+	}
+	if p.looksTabular() {
+		f.Tabular = p.parseTabular()
+	} else {
+		f.Scalar = p.parseExpr()
+	}
+	p.acceptPunct(";")
+	p.expectPunct("}")
+	return f
 }
 
 // looksTabular reports whether the tokens ahead start a tabular expression
@@ -460,10 +519,28 @@ func (p *parser) parseSource() Tabular {
 		if p.isPunct("*") && p.tok().Pos.Offset == t.End {
 			p.fail(p.tok().Pos, "table name wildcards are not supported")
 		}
+		if p.isPunct("(") && t.Kind == tokIdent {
+			// A call of a user-defined tabular function.
+			return &FuncCall{NamePos: t.Pos, Name: t.Text, Args: p.parseCallArgs()}
+		}
 		return &TableRef{NamePos: t.Pos, Name: t.Text}
 	}
 	p.failExpected(t, "a table name or tabular expression")
 	return nil
+}
+
+// parseCallArgs parses "(a, b, ...)".
+func (p *parser) parseCallArgs() []Expr {
+	p.expectPunct("(")
+	var args []Expr
+	for !p.isPunct(")") {
+		args = append(args, p.parseExpr())
+		if !p.acceptPunct(",") {
+			break
+		}
+	}
+	p.expectPunct(")")
+	return args
 }
 
 func (p *parser) parseDatatable() Tabular {

@@ -21,7 +21,7 @@ func (p *parser) parseOperatorRecover() (op Operator) {
 		}
 	}()
 	op = p.parseOperator()
-	if t := p.tok(); !(t.Kind == tokEOF || t.isPunct("|") || t.isPunct(";") || t.isPunct(")")) {
+	if t := p.tok(); !(t.Kind == tokEOF || t.isPunct("|") || t.isPunct(";") || t.isPunct(")") || t.isPunct("}")) {
 		p.failExpected(t, "'|' or end of operator")
 	}
 	return op
@@ -29,7 +29,7 @@ func (p *parser) parseOperatorRecover() (op Operator) {
 
 var unsupportedOps = map[string]bool{
 	"make-series": true, "top-nested": true, "top-hitters": true,
-	"evaluate": true, "invoke": true, "fork": true, "facet": true,
+	"evaluate": true, "fork": true, "facet": true,
 	"partition": true, "scan": true, "search": true, "find": true, "sample-distinct": true,
 	"reduce": true, "parse-kv": true, "consume": true, "externaldata": true,
 	"as-of": true, "graph-match": true, "make-graph": true,
@@ -61,6 +61,9 @@ func (p *parser) parseOperator() Operator {
 		return p.parseMvExpand(pos)
 	case "mv-apply":
 		return p.parseMvApply(pos)
+	case "invoke":
+		name, npos := p.expectName("a function name after invoke")
+		return &Invoke{OpPos: pos, Call: &Call{NamePos: npos, Name: name, Args: p.parseCallArgs()}}
 	case "summarize":
 		return p.parseSummarize(pos)
 	case "sort", "order":

@@ -95,7 +95,7 @@ func TestParseErrors(t *testing.T) {
 		{"T; U", "1:4: only one tabular expression statement is supported"},
 		{"T | where x in ()", "1:17: expected an expression, found ')'"},
 		{"T | extend x = dynamic({1: 2})", "1:25: expected a property name, found number 1"},
-		{"let f = (a:long) { a }; T", "1:9: user-defined functions are not supported"},
+		{"let v = view () { T }; T", "1:9: views are not supported"},
 		{"T | where a == #", "1:16: unexpected character '#'"},
 		{"T | project-away", "1:17: expected a column name, found end of query"},
 		{"T | parse x with \"a\" \"b\"", "1:25: expected a column name in the parse pattern, found end of query"},
