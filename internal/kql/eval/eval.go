@@ -189,10 +189,10 @@ func (r *runner) schema(name string) ([]table.Column, error) {
 type env struct {
 	parent *env
 	name   string
-	scalar *cexpr         // a scalar let (constant)
-	tab    syntax.Tabular // a tabular let, evaluated where used
-	tabEnv *env           // the bindings visible to tab
-	mat    *relation      // a materialized tabular let
+	scalar *cexpr          // a scalar let (constant)
+	tab    syntax.Tabular  // a tabular let, evaluated where used
+	tabEnv *env            // the bindings visible to tab
+	mat    *relation       // a materialized tabular let
 	fn     *syntax.FuncDef // a user-defined function, defined in tabEnv
 }
 
