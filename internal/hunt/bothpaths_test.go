@@ -105,6 +105,8 @@ func TestBothPathsOnAuditEvents(t *testing.T) {
 		"AzureDiagnostics rows": "AzureDiagnostics",
 		"legacy exec": `AzureDiagnostics | where Category == "kube-audit" | extend log = parse_json(log_s)
 			| where log.objectRef.subresource == "exec" | project TimeGenerated, Resource, user = tostring(log.user.username), uri = tostring(log.requestURI)`,
+		"legacy bag_unpack": `AzureDiagnostics | where Category == "kube-audit-admin" | extend log = parse_json(log_s)
+			| project ref = log.objectRef | evaluate bag_unpack(ref, "ref_") | summarize count() by tostring(ref_resource)`,
 		"legacy admin verbs":  `AzureDiagnostics | where Category == "kube-audit-admin" | extend log = parse_json(log_s) | summarize count() by verb = tostring(log.verb), Category`,
 		"count by user, verb": "KubeAudit | summarize count() by tostring(user.username), verb",
 		"exec":                `KubeAudit | where requestURI has "exec" | count`,

@@ -73,7 +73,7 @@ func Compile(ctx context.Context, q *syntax.Query, cat Catalog, d Dialect, opts 
 	}
 	// The evaluator checks the whole query first: its errors are the
 	// user's, and its schemas are the reference for every stage.
-	if _, err := c.schema(q.Body); err != nil {
+	if _, err := c.schema(beforeEvaluate(q.Body)); err != nil {
 		return nil, err
 	}
 	src, ops, err := c.pipeline(q.Body, len(q.Lets))
@@ -480,3 +480,22 @@ func (emptyRows) Next() bool   { return false }
 func (emptyRows) Row() []any   { return nil }
 func (emptyRows) Err() error   { return nil }
 func (emptyRows) Close() error { return nil }
+
+// beforeEvaluate cuts a pipeline before its first evaluate: the columns
+// bag_unpack makes depend on the data, so the evaluator's run over no
+// rows cannot check what follows it (the evaluator does, over the rows).
+func beforeEvaluate(t syntax.Tabular) syntax.Tabular {
+	p, ok := t.(*syntax.Pipeline)
+	if !ok {
+		return t
+	}
+	for i, op := range p.Ops {
+		if _, ok := op.(*syntax.Evaluate); ok {
+			if i == 0 {
+				return p.Source
+			}
+			return &syntax.Pipeline{Source: p.Source, Ops: p.Ops[:i]}
+		}
+	}
+	return t
+}

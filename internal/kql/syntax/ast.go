@@ -53,6 +53,12 @@ type FuncCall struct {
 	Args    []Expr
 }
 
+// Evaluate is "| evaluate plugin(args)"; only bag_unpack is supported.
+type Evaluate struct {
+	OpPos  Pos
+	Plugin *Call
+}
+
 // Invoke is "| invoke f(args)": f called with the input as its first
 // (tabular) argument.
 type Invoke struct {
@@ -481,6 +487,7 @@ func (o *Count) Pos() Pos          { return o.OpPos }
 func (o *Join) Pos() Pos           { return o.OpPos }
 func (o *MvApply) Pos() Pos        { return o.OpPos }
 func (o *Invoke) Pos() Pos         { return o.OpPos }
+func (o *Evaluate) Pos() Pos       { return o.OpPos }
 func (o *Union) Pos() Pos          { return o.OpPos }
 func (o *ParseOp) Pos() Pos        { return o.OpPos }
 func (o *As) Pos() Pos             { return o.OpPos }
@@ -505,6 +512,7 @@ func (*Count) operatorNode()          {}
 func (*Join) operatorNode()           {}
 func (*MvApply) operatorNode()        {}
 func (*Invoke) operatorNode()         {}
+func (*Evaluate) operatorNode()       {}
 func (*Union) operatorNode()          {}
 func (*ParseOp) operatorNode()        {}
 func (*As) operatorNode()             {}

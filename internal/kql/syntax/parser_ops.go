@@ -29,7 +29,7 @@ func (p *parser) parseOperatorRecover() (op Operator) {
 
 var unsupportedOps = map[string]bool{
 	"make-series": true, "top-nested": true, "top-hitters": true,
-	"evaluate": true, "fork": true, "facet": true,
+	"fork": true, "facet": true,
 	"partition": true, "scan": true, "search": true, "find": true, "sample-distinct": true,
 	"reduce": true, "parse-kv": true, "consume": true, "externaldata": true,
 	"as-of": true, "graph-match": true, "make-graph": true,
@@ -61,6 +61,13 @@ func (p *parser) parseOperator() Operator {
 		return p.parseMvExpand(pos)
 	case "mv-apply":
 		return p.parseMvApply(pos)
+	case "evaluate":
+		p.skipHints()
+		name, npos := p.expectName("a plugin name after evaluate")
+		if name != "bag_unpack" {
+			p.fail(npos, "evaluate plugin %q is not supported (only bag_unpack is)", name)
+		}
+		return &Evaluate{OpPos: pos, Plugin: &Call{NamePos: npos, Name: name, Args: p.parseCallArgs()}}
 	case "invoke":
 		name, npos := p.expectName("a function name after invoke")
 		return &Invoke{OpPos: pos, Call: &Call{NamePos: npos, Name: name, Args: p.parseCallArgs()}}
