@@ -153,6 +153,17 @@ var diagLogSQL = func() string {
 	return "'{' || concat_ws(',', " + strings.Join(parts, ", ") + ") || '}'"
 }()
 
+// diagLogParsed is parse_json(log_s): its members read the stored
+// columns they come from (the timestamps, and anything else, the text).
+var diagLogParsed = &sqlc.Column{Name: "log", Type: table.Dynamic, SQL: diagLogSQL, FieldsRest: diagLogSQL, Fields: map[string]*sqlc.Column{
+	"kind": dstr("kind", "kind"), "apiVersion": dstr("apiVersion", "api_version"), "level": dstr("level", "level"),
+	"auditID": dstr("auditID", "audit_id"), "stage": dstr("stage", "stage"), "requestURI": dstr("requestURI", "request_uri"),
+	"verb": dstr("verb", "verb"), "user": userCol("user"), "impersonatedUser": dyn("impersonatedUser", "impersonated_user"),
+	"sourceIPs": dyn("sourceIPs", "source_ips"), "userAgent": dstr("userAgent", "user_agent"), "objectRef": objectRefCol("objectRef"),
+	"responseStatus": dyn("responseStatus", "response_status"), "requestObject": dyn("requestObject", "request_object"),
+	"responseObject": dyn("responseObject", "response_object"), "annotations": dyn("annotations", "annotations"),
+}}
+
 // aksIDPart is a part of an AKS cluster resource id (” for other ids);
 // see audit.AKSResourceIDPattern.
 func aksIDPart(i int) string {
@@ -247,7 +258,7 @@ var views = map[string][]*sqlc.Column{
 	audit.AKSAuditAdmin: aksColumns(audit.AKSAuditAdmin),
 	audit.AzureDiagnostics: {
 		col("TimeGenerated", table.DateTime, "time"), col("Category", table.String, "diag_category"),
-		col("log_s", table.String, diagLogSQL), col("ResourceId", table.String, "upper(cluster_resource_id)"),
+		{Name: "log_s", Type: table.String, SQL: diagLogSQL, Parsed: diagLogParsed}, col("ResourceId", table.String, "upper(cluster_resource_id)"),
 		col("_ResourceId", table.String, "cluster_resource_id"), col("SubscriptionId", table.String, aksIDPart(1)),
 		col("ResourceGroup", table.String, "upper("+aksIDPart(2)+")"), col("Resource", table.String, "upper("+aksIDPart(3)+")"),
 		col("ResourceProvider", table.String, ifAKS("'MICROSOFT.CONTAINERSERVICE'")),

@@ -53,4 +53,8 @@ type Column struct {
 	// FieldsRest, when set, is a JSON expression that holds the members
 	// not in Fields, so that reading one never builds the whole value.
 	FieldsRest string
+	// Parsed, for a string column that holds JSON text, is the dynamic
+	// value parse_json gives of it, with Fields of its own: so that
+	// parse_json(Col).member reads a stored column, not the text.
+	Parsed *Column
 }

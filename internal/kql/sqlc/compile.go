@@ -320,7 +320,7 @@ func fromColumn(col *Column) *sexpr {
 		t = table.Long
 	}
 	return &sexpr{sql: col.SQL, typ: t, srep: col.StringRep, fields: col.Fields, rest: col.FieldsRest, intType: col.Type == table.Int,
-		notNull: t == table.String}
+		notNull: t == table.String, parsed: col.Parsed}
 }
 
 // materialize closes a stage: it becomes a CTE that passes every column of
@@ -335,7 +335,7 @@ func (c *compiler) materialize(r *rel) *rel {
 	sel := []string{"*"}
 	out := &rel{from: name, limit: -1}
 	for _, col := range r.cols {
-		if col.e.fields != nil || col.e.rest != "" || len(col.e.sql) <= cheapSQL {
+		if col.e.fields != nil || col.e.rest != "" || col.e.parsed != nil || len(col.e.sql) <= cheapSQL {
 			out.cols = append(out.cols, col)
 			continue
 		}

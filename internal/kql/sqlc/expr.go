@@ -19,6 +19,7 @@ type sexpr struct {
 	srep    bool               // dynamic held as VARCHAR (a string or NULL)
 	fields  map[string]*Column // members with their own expression
 	rest    string             // JSON holding the members not in fields
+	parsed  *Column            // what parse_json gives of this string (Column.Parsed)
 	isConst bool               // a literal; val holds it
 	val     any
 	// notNull reports that the SQL value is never NULL.

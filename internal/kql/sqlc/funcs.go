@@ -253,6 +253,8 @@ func (s *scope) call(call *syntax.Call) (*sexpr, error) {
 		return &sexpr{sql: d.ArrayLength(a[0].sql), typ: table.Long}, nil
 	case "parse_json", "todynamic", "toobject":
 		switch {
+		case a[0].parsed != nil:
+			return fromColumn(a[0].parsed), nil
 		case a[0].typ == table.String:
 			return &sexpr{sql: d.ParseJSON(a[0].sql), typ: table.Dynamic}, nil
 		case a[0].typ == table.Dynamic && !a[0].srep:

@@ -53,6 +53,23 @@ type FuncCall struct {
 	Args    []Expr
 }
 
+// TopNested is "top-nested [N] of Expr by Agg [asc|desc], top-nested ...":
+// the top N values of each level's expression by its aggregate, within
+// each value kept by the level before.
+type TopNested struct {
+	OpPos  Pos
+	Levels []TopNestedLevel
+}
+
+// TopNestedLevel is one "top-nested [N] of Of by Agg [asc|desc]".
+type TopNestedLevel struct {
+	Pos  Pos
+	N    Expr // nil: all values
+	Of   Assign
+	Agg  Assign
+	Desc bool
+}
+
 // Evaluate is "| evaluate plugin(args)"; only bag_unpack is supported.
 type Evaluate struct {
 	OpPos  Pos
@@ -488,6 +505,7 @@ func (o *Join) Pos() Pos           { return o.OpPos }
 func (o *MvApply) Pos() Pos        { return o.OpPos }
 func (o *Invoke) Pos() Pos         { return o.OpPos }
 func (o *Evaluate) Pos() Pos       { return o.OpPos }
+func (o *TopNested) Pos() Pos      { return o.OpPos }
 func (o *Union) Pos() Pos          { return o.OpPos }
 func (o *ParseOp) Pos() Pos        { return o.OpPos }
 func (o *As) Pos() Pos             { return o.OpPos }
@@ -513,6 +531,7 @@ func (*Join) operatorNode()           {}
 func (*MvApply) operatorNode()        {}
 func (*Invoke) operatorNode()         {}
 func (*Evaluate) operatorNode()       {}
+func (*TopNested) operatorNode()      {}
 func (*Union) operatorNode()          {}
 func (*ParseOp) operatorNode()        {}
 func (*As) operatorNode()             {}

@@ -28,7 +28,7 @@ func (p *parser) parseOperatorRecover() (op Operator) {
 }
 
 var unsupportedOps = map[string]bool{
-	"make-series": true, "top-nested": true, "top-hitters": true,
+	"make-series": true, "top-hitters": true,
 	"fork": true, "facet": true,
 	"partition": true, "scan": true, "search": true, "find": true, "sample-distinct": true,
 	"reduce": true, "parse-kv": true, "consume": true, "externaldata": true,
@@ -61,6 +61,8 @@ func (p *parser) parseOperator() Operator {
 		return p.parseMvExpand(pos)
 	case "mv-apply":
 		return p.parseMvApply(pos)
+	case "top-nested":
+		return p.parseTopNested(pos)
 	case "evaluate":
 		p.skipHints()
 		name, npos := p.expectName("a plugin name after evaluate")
@@ -283,6 +285,40 @@ func (p *parser) parseMvExpand(pos Pos) Operator {
 		m.Limit = p.parseExpr()
 	}
 	return m
+}
+
+func (p *parser) parseTopNested(pos Pos) Operator {
+	tn := &TopNested{OpPos: pos}
+	lpos := pos
+	for {
+		l := TopNestedLevel{Pos: lpos, Desc: true}
+		if !p.isIdent("of") {
+			l.N = p.parseExpr()
+		}
+		p.expectKeyword("of")
+		l.Of = p.parseAssign()
+		if p.isIdent("with") {
+			p.fail(p.tok().Pos, "top-nested with others is not supported")
+		}
+		p.expectKeyword("by")
+		l.Agg = p.parseAssign()
+		if p.acceptIdent("asc") {
+			l.Desc = false
+		} else {
+			p.acceptIdent("desc")
+		}
+		tn.Levels = append(tn.Levels, l)
+		if !p.isPunct(",") {
+			return tn
+		}
+		p.next()
+		t := p.tok()
+		if !t.isIdent("top-nested") {
+			p.failExpected(t, "top-nested after ','")
+		}
+		p.next()
+		lpos = t.Pos
+	}
 }
 
 func (p *parser) parseMvApply(pos Pos) Operator {
