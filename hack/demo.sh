@@ -37,7 +37,8 @@ while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); d
 
 say "1/6  Setting up: API keys, a playbook, kdfir serve's config"
 mkdir -p "$data" "$work/playbooks" "$work/evidence" "$work/tls"
-"$kdfir" keys create apiserver --actions audit -o json >"$work/apiserver.json"
+# The audit key's action scopes bound what alerts from its events may do.
+"$kdfir" keys create apiserver --actions audit,collect-pod,isolate-pod -o json >"$work/apiserver.json"
 "$kdfir" keys create responder --actions '*' -o json >"$work/responder.json"
 webhook_key=$(jq -r .key "$work/apiserver.json")
 cat >"$work/playbooks/exec.yaml" <<'EOF'
@@ -53,7 +54,7 @@ cat >"$work/kdfir.yaml" <<EOF
 listen: 127.0.0.1:$port
 tls: {cert: $work/tls/tls.crt, key: $work/tls/tls.key}
 apiKeys:
-- {name: apiserver, hash: "$(jq -r .hash "$work/apiserver.json")", scopes: [audit], cluster: demo}
+- {name: apiserver, hash: "$(jq -r .hash "$work/apiserver.json")", scopes: [audit, collect-pod, isolate-pod], cluster: demo}
 - {name: responder, hash: "$(jq -r .hash "$work/responder.json")", scopes: ['*']}
 clusters:
 - {name: demo, kubeconfig: $kc}

@@ -64,6 +64,9 @@ CREATE TABLE IF NOT EXISTS rule_state (
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
 
+// Ping checks that the store can be read.
+func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+
 // Add stores a new alert, assigning its ID, and records its report ids
 // against its rule.
 func (s *Store) Add(ctx context.Context, a *alert.Alert) error {

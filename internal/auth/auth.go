@@ -25,7 +25,9 @@ const (
 	ScopeAudit   = "audit"   // POST /v1/audit (the API server's audit webhook)
 	ScopeRead    = "read"    // GET endpoints
 	ScopeApprove = "approve" // approve held playbook steps
-	ScopeRevert  = "revert"  // revert actions
+	ScopeRevert  = "revert"  // revert actions the key may also take
+	// ScopeRevertAny reverts any action, whatever its kind.
+	ScopeRevertAny = "revert-any"
 )
 
 // Key is one configured API key.
@@ -36,8 +38,9 @@ type Key struct {
 	// Scopes are action names (isolate-pod, collect-pod, ...) and the
 	// Scope constants.
 	Scopes []string `json:"scopes" yaml:"scopes"`
-	// Cluster is the cluster to assume for what this key sends without
-	// naming one (Falco events, audit webhook batches).
+	// Cluster binds the key to one cluster: it is assumed for what the key
+	// sends without naming one (Falco events, audit webhook batches), and
+	// the key may act on no other.
 	Cluster string `json:"cluster,omitempty" yaml:"cluster"`
 	// RatePerSecond and Burst limit the key's requests (default 20 and 40).
 	RatePerSecond float64 `json:"ratePerSecond,omitempty" yaml:"ratePerSecond"`

@@ -206,7 +206,9 @@ func newExecCmd(g *Globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			policy := respond.ExecPolicy{Enabled: allow || c.Exec.Enabled, Allow: c.Exec.Allow, MaxOutputBytes: c.Exec.MaxOutputBytes}
+			// At the terminal, without an allowlist, the operator may run any
+			// command; kdfir serve needs exec.allowAny for that.
+			policy := respond.ExecPolicy{Enabled: allow || c.Exec.Enabled, Allow: c.Exec.Allow, AllowAny: len(c.Exec.Allow) == 0, MaxOutputBytes: c.Exec.MaxOutputBytes}
 			p.Command = args[1:]
 			p.Timeout = timeout.String()
 			req := respond.Request{Action: "exec-pod", Target: args[0], Params: p, Reason: f.reason, DryRun: f.dryRun}

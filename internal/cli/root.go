@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -53,6 +54,9 @@ type Globals struct {
 
 // Execute runs kdfir with args and returns the process exit code.
 func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	// Everything kdfir writes (the journal, the stores, evidence, keys)
+	// is for its own user only.
+	syscall.Umask(0o077)
 	g := &Globals{Stdout: stdout, Stderr: stderr}
 	root := newRoot(g)
 	root.SetArgs(args)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -153,14 +154,20 @@ func serve(ctx context.Context, g *Globals, c *config.Config, insecureHTTP bool)
 		return err
 	}
 	srv := &server.Server{
-		Auth:              authn,
-		Actions:           dispatcher,
-		Alerts:            alerts,
-		Metrics:           server.NewMetrics(),
-		Log:               log,
-		ExecEnabled:       c.Exec.Enabled,
-		DedupeWindow:      dedupe,
-		AKSRoute:          c.AKS.RouteOrDefault(),
+		Auth:         authn,
+		Actions:      dispatcher,
+		Alerts:       alerts,
+		Metrics:      server.NewMetrics(),
+		Log:          log,
+		ExecEnabled:  c.Exec.Enabled,
+		DedupeWindow: dedupe,
+		AKSRoute:     c.AKS.RouteOrDefault(),
+		ClusterName: func(ref string) string {
+			if cl, ok := c.FindCluster(ref); ok {
+				return cl.Name
+			}
+			return ""
+		},
 		IdempotencyWindow: c.AKS.Window(),
 		Evidence:          dispatcher.Evidence,
 	}
@@ -177,10 +184,15 @@ func serve(ctx context.Context, g *Globals, c *config.Config, insecureHTTP bool)
 	}}
 	defer ingest.Close()
 	srv.Audit = ingest
+	srv.Ready = func(ctx context.Context) (string, bool) {
+		return readiness(ctx, c, dispatcher, j, alerts, events)
+	}
 
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
-	engine.Start(ctx)
+	// Scheduled rules read events that audit keys delivered: their alerts
+	// run only the actions the audit keys' scopes name.
+	engine.Start(server.ScheduledContext(ctx, c.APIKeys))
 	if c.Audit.Retention != "" {
 		keep, _ := config.ParseDuration(c.Audit.Retention)
 		go retain(ctx, events, keep, log)
@@ -253,4 +265,44 @@ func retain(ctx context.Context, st *store.Store, keep time.Duration, log *slog.
 		case <-t.C:
 		}
 	}
+}
+
+// readiness checks the journal, the alert store, the event store and the
+// clusters. kdfir serve is ready when the stores answer and the default
+// cluster (or, without one, any cluster) does; every cluster is listed.
+func readiness(ctx context.Context, c *config.Config, d *server.Dispatcher, j *journal.Journal, alerts *alertstore.Store, events *store.Store) (string, bool) {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	var b strings.Builder
+	ok := true
+	check := func(name string, err error) {
+		if err != nil {
+			fmt.Fprintf(&b, "%s: %v\n", name, err)
+			ok = false
+			return
+		}
+		fmt.Fprintf(&b, "%s: ok\n", name)
+	}
+	check("journal", j.Ping(ctx))
+	check("alerts", alerts.Ping(ctx))
+	check("events", events.DB().PingContext(ctx))
+	reach := d.Reachable(ctx)
+	def, hasDefault := c.FindCluster("")
+	anyUp := len(c.Clusters) == 0
+	for _, cl := range c.Clusters {
+		err := reach[cl.Name]
+		if err == nil {
+			anyUp = true
+			fmt.Fprintf(&b, "cluster %s: ok\n", cl.Name)
+			continue
+		}
+		fmt.Fprintf(&b, "cluster %s: unreachable: %v\n", cl.Name, err)
+		if hasDefault && cl.Name == def.Name {
+			ok = false
+		}
+	}
+	if !anyUp {
+		ok = false
+	}
+	return b.String(), ok
 }

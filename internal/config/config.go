@@ -4,7 +4,7 @@
 //	# ~/.config/kdfir/config.yaml
 //	exec:
 //	  enabled: true          # exec is off unless this is true (or --allow-exec is given)
-//	  allow:                 # argv prefixes; empty means any command
+//	  allow:                 # argv prefixes; kdfir serve runs nothing when empty, unless allowAny: true
 //	  - [cat]
 //	  - [ls, -la]
 //	  maxOutputBytes: 1048576 # cap on captured stdout and on stderr, each
@@ -36,9 +36,12 @@ type Exec struct {
 	// Enabled turns exec on. It is off by default.
 	Enabled bool `json:"enabled" yaml:"enabled"`
 	// Allow is an allowlist of argv prefixes: a command may run when its
-	// argv starts with one of them, element by element. Empty allows any
-	// command.
+	// argv starts with one of them, element by element. kdfir serve runs
+	// nothing when it is empty, unless AllowAny is set; kdfir exec, at an
+	// operator's terminal, runs any command then.
 	Allow [][]string `json:"allow,omitempty" yaml:"allow"`
+	// AllowAny lets kdfir serve run any command when Allow is empty.
+	AllowAny bool `json:"allowAny,omitempty" yaml:"allowAny"`
 	// MaxOutputBytes caps the stdout and the stderr kept from a command,
 	// each. Zero means the default (1 MiB).
 	MaxOutputBytes int `json:"maxOutputBytes,omitempty" yaml:"maxOutputBytes"`

@@ -134,3 +134,23 @@ func TestRedactEncodedSignature(t *testing.T) {
 		t.Fatalf("Redact left a signature: %s", out)
 	}
 }
+
+// A signing key that other users can read is refused when loaded; a new
+// one is written for the owner only.
+func TestSigningKeyPermissions(t *testing.T) {
+	dir := t.TempDir()
+	if _, created, err := evidence.LoadOrCreateKey(dir); err != nil || !created {
+		t.Fatalf("create: %v %v", created, err)
+	}
+	path := filepath.Join(dir, evidence.KeyFile)
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("new key mode %v, %v", fi.Mode().Perm(), err)
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := evidence.LoadOrCreateKey(dir); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("world-readable key loaded: %v", err)
+	}
+}

@@ -54,8 +54,14 @@ func LoadOrCreateKey(dir string) (key ed25519.PrivateKey, created bool, err erro
 		return nil, false, fmt.Errorf("create signing key: %w", err)
 	}
 	err = pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	if err == nil {
+		err = f.Sync() // the key signs evidence: it must survive a crash
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
+	}
+	if err == nil {
+		err = syncDir(dir)
 	}
 	if err != nil {
 		return nil, false, fmt.Errorf("write signing key %s: %w", path, err)
@@ -70,6 +76,13 @@ func LoadOrCreateKey(dir string) (key ed25519.PrivateKey, created bool, err erro
 // LoadPrivateKey reads a PEM PKCS#8 ed25519 private key, as written by
 // LoadOrCreateKey or `openssl genpkey -algorithm ed25519`.
 func LoadPrivateKey(path string) (ed25519.PrivateKey, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("read signing key: %w", err)
+	}
+	if m := fi.Mode().Perm(); m&0o077 != 0 {
+		return nil, fmt.Errorf("signing key %s is open to other users (mode %04o): chmod 600 it", path, m)
+	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read signing key: %w", err)
@@ -149,4 +162,14 @@ func decodeSignature(b []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%d bytes, want %d", len(sig), ed25519.SignatureSize)
 	}
 	return sig, nil
+}
+
+// syncDir makes a new file's directory entry durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }

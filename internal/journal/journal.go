@@ -32,6 +32,9 @@ const (
 	// PendingApproval is used by playbooks for a step that waits for a
 	// human to approve it.
 	PendingApproval Status = "pending_approval"
+	// Approved is a held step once approved; the action it ran is an
+	// entry of its own, named in its result.
+	Approved Status = "approved"
 )
 
 // Object identifies a Kubernetes object.
@@ -144,6 +147,12 @@ CREATE INDEX IF NOT EXISTS actions_parent ON actions (parent);
 // Close closes the database.
 func (j *Journal) Close() error { return j.db.Close() }
 
+// Ping checks that the journal can be read.
+func (j *Journal) Ping(ctx context.Context) error {
+	var n int
+	return j.db.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM actions LIMIT 1)`).Scan(&n)
+}
+
 // NewID returns a time-ordered, unique action id: 20261123T070000Z-1a2b3c4d.
 func NewID() string {
 	var b [4]byte
@@ -192,6 +201,29 @@ func (j *Journal) Update(ctx context.Context, e *Entry) error {
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("journal update: %w: %s", ErrNotFound, e.ID)
+	}
+	return nil
+}
+
+// ErrConflict is returned by Transition when the entry is no longer in
+// the status the caller read.
+var ErrConflict = errors.New("the action changed concurrently")
+
+// Transition saves e, with its new status, only when its stored status is
+// still from: of two callers that read the same entry, one wins and the
+// other gets ErrConflict.
+func (j *Journal) Transition(ctx context.Context, e *Entry, from Status) error {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	res, err := j.db.ExecContext(ctx, `UPDATE actions SET status = ?, process = ?, entry = ? WHERE id = ? AND status = ?`,
+		string(e.Status), j.process, string(b), e.ID, string(from))
+	if err != nil {
+		return fmt.Errorf("journal update of %s: %w", e.ID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("action %s: %w", e.ID, ErrConflict)
 	}
 	return nil
 }

@@ -53,3 +53,39 @@ func TestUnreverted(t *testing.T) {
 		t.Fatalf("Unreverted ids (-want +got):\n%s", diff)
 	}
 }
+
+// An action that a crash left incomplete stays releasable after a revert
+// of it failed: the failed revert records the status as incomplete, and
+// the entry must not drop out.
+func TestIncompleteStaysUnrevertedAfterFailedRevert(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "journal.db")
+	crashed := open(t, path)
+	e := &journal.Entry{Cluster: "c", Action: "isolate-pod", Target: "ns/a"}
+	if err := crashed.Begin(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	crashed.Close() // the process died between intent and outcome
+
+	j := open(t, path)
+	got, err := j.Get(ctx, e.ID)
+	if err != nil || got.Status != journal.Incomplete {
+		t.Fatalf("after the crash: %v %v", got, err)
+	}
+	got.Revert = &journal.Revert{Status: journal.Failed, Error: "apiserver down"}
+	if err := j.Update(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	list, err := j.Unreverted(ctx, "c", "isolate-pod", "ns/a")
+	if err != nil || len(list) != 1 || list[0].ID != e.ID {
+		t.Fatalf("Unreverted after a failed revert = %v, %v", list, err)
+	}
+	// Waiting for approval changed nothing: not releasable.
+	held := &journal.Entry{Cluster: "c", Action: "isolate-pod", Target: "ns/a", Status: journal.PendingApproval}
+	if err := j.Begin(ctx, held); err != nil {
+		t.Fatal(err)
+	}
+	if list, _ := j.Unreverted(ctx, "c", "isolate-pod", "ns/a"); len(list) != 1 {
+		t.Fatalf("a held action is releasable: %d entries", len(list))
+	}
+}

@@ -30,6 +30,7 @@ import (
 // Exec defaults.
 const (
 	DefaultExecTimeout = 30 * time.Second
+	MaxExecTimeout     = 10 * time.Minute
 	DefaultMaxOutput   = 1 << 20 // bytes of stdout, and of stderr, kept
 )
 
@@ -43,8 +44,11 @@ var ErrNotAllowed = errors.New("command is not in the exec allowlist")
 type ExecPolicy struct {
 	Enabled bool
 	// Allow holds argv prefixes; a command may run when its argv starts
-	// with one of them. Empty allows any command.
+	// with one of them.
 	Allow [][]string
+	// AllowAny lets any command run when Allow is empty; without it, an
+	// empty allowlist allows nothing.
+	AllowAny bool
 	// MaxOutputBytes caps the stdout and the stderr kept, each (default
 	// DefaultMaxOutput).
 	MaxOutputBytes int
@@ -56,7 +60,10 @@ func (p ExecPolicy) check(argv []string) error {
 		return ErrExecDisabled
 	}
 	if len(p.Allow) == 0 {
-		return nil
+		if p.AllowAny {
+			return nil
+		}
+		return fmt.Errorf("%w: the allowlist is empty (list commands in exec.allow, or set exec.allowAny: true)", ErrNotAllowed)
 	}
 	for _, prefix := range p.Allow {
 		if len(argv) >= len(prefix) && slices.Equal(argv[:len(prefix)], prefix) {
@@ -121,6 +128,7 @@ func (ExecPod) Info() Info {
 		Name:    "exec-pod",
 		Summary: "run a command (never through a shell) in a pod's container and journal its output",
 		Example: "kdfir exec pod shop/web-7f9 -c app --allow-exec -- cat /etc/hostname",
+		Role:    RoleExec,
 		Rules: []rbacv1.PolicyRule{
 			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get"}},
 			// WebSocket exec is a GET, SPDY a POST (create).
@@ -152,6 +160,9 @@ func (a ExecPod) Validate(target string, params json.RawMessage) (json.RawMessag
 		d, err := time.ParseDuration(p.Timeout)
 		if err != nil || d <= 0 {
 			return nil, inputErrorf("invalid timeout %q: want a positive duration such as 30s", p.Timeout)
+		}
+		if d > MaxExecTimeout {
+			return nil, inputErrorf("timeout %s is longer than the maximum, %s", p.Timeout, MaxExecTimeout)
 		}
 		timeout = d
 	}

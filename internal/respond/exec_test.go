@@ -17,7 +17,7 @@ import (
 
 func TestExec(t *testing.T) {
 	const capBytes = 64
-	f := newFixture(t, withExec(respond.ExecPolicy{Enabled: true, MaxOutputBytes: capBytes}))
+	f := newFixture(t, withExec(respond.ExecPolicy{Enabled: true, AllowAny: true, MaxOutputBytes: capBytes}))
 	env := f.env
 	ns := env.Namespace(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

@@ -28,9 +28,15 @@ func TestInvalidInputMakesNoAPICall(t *testing.T) {
 		{req: respond.Request{Action: "isolate-pod", Target: "shop/web", Params: respond.IsolatePodParams{Label: "status"}}, wantErr: `invalid label "status": want KEY=VALUE`},
 		{req: respond.Request{Action: "isolate-pod", Target: "shop/web", Params: []byte(`{"lable":"x=y"}`)}, wantErr: `unknown field "lable"`},
 		{req: respond.Request{Action: "isolate-namespace", Target: "-shop"}, wantErr: `invalid namespace name "-shop"`},
+		{req: respond.Request{Action: "isolate-namespace", Target: "shop", Params: respond.IsolateNamespaceParams{Label: "pod-security.kubernetes.io/enforce=privileged"}},
+			wantErr: `label key "pod-security.kubernetes.io/enforce" is reserved for Kubernetes`},
+		{req: respond.Request{Action: "isolate-pod", Target: "shop/web", Params: respond.IsolatePodParams{Label: "node-role.kubernetes.io/x=y"}}, wantErr: "reserved for Kubernetes"},
+		{req: respond.Request{Action: "isolate-pod", Target: "shop/web", Params: respond.IsolatePodParams{Label: "k8s.io/x=y"}}, wantErr: "reserved for Kubernetes"},
+		{req: respond.Request{Action: "isolate-pod", Target: "shop/web", Params: respond.IsolatePodParams{Policy: "Bad_Name"}}, wantErr: `invalid policy name "Bad_Name"`},
 		{req: respond.Request{Action: "cordon-node", Target: "node 1"}, wantErr: `invalid node name "node 1"`},
 		{req: respond.Request{Action: "reboot-node", Target: "n1"}, wantErr: `unknown action "reboot-node"`},
 		{req: respond.Request{Action: "exec-pod", Target: "shop/web", Params: respond.ExecPodParams{Command: []string{"id"}}}, is: respond.ErrExecDisabled},
+		{req: respond.Request{Action: "exec-pod", Target: "shop/web", Params: respond.ExecPodParams{Command: []string{"id"}, Timeout: "8760h"}}, wantErr: "longer than the maximum, 10m0s"},
 	}
 	for _, tt := range tests {
 		f.calls.Store(0)

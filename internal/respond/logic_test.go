@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -97,7 +98,10 @@ func TestExecPolicy(t *testing.T) {
 	if err := (ExecPolicy{Allow: [][]string{{"cat"}}}).check([]string{"cat"}); !errors.Is(err, ErrExecDisabled) {
 		t.Errorf("disabled policy: %v", err)
 	}
-	if err := (ExecPolicy{Enabled: true}).check([]string{"anything"}); err != nil {
+	if err := (ExecPolicy{Enabled: true}).check([]string{"anything"}); !errors.Is(err, ErrNotAllowed) || !strings.Contains(err.Error(), "allowlist is empty") {
+		t.Errorf("empty allowlist without allowAny: %v", err)
+	}
+	if err := (ExecPolicy{Enabled: true, AllowAny: true}).check([]string{"anything"}); err != nil {
 		t.Errorf("enabled policy without allowlist: %v", err)
 	}
 }

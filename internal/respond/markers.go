@@ -41,6 +41,7 @@ func (RemovePodMarkers) Info() Info {
 		Summary:    "remove another tool's quarantine label and deny-all policy from a pod",
 		Example:    "kdfir unisolate pod shop/web-7f9 (with aks.compat: original in kdfir serve)",
 		Revertible: true,
+		Role:       RoleIsolate,
 		Rules: []rbacv1.PolicyRule{
 			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "patch"}},
 			{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"networkpolicies"}, Verbs: []string{"get", "create", "delete"}},

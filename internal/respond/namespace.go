@@ -40,6 +40,7 @@ func (IsolateNamespace) Info() Info {
 		Summary:    "label a namespace and deny all traffic of every pod in it with a NetworkPolicy",
 		Example:    "kdfir isolate namespace shop --reason INC-1234",
 		Revertible: true,
+		Role:       RoleIsolate,
 		Rules: []rbacv1.PolicyRule{
 			{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "patch"}},
 			{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"networkpolicies"}, Verbs: []string{"get", "create", "delete"}},
@@ -59,7 +60,9 @@ func (IsolateNamespace) Validate(target string, params json.RawMessage) (json.Ra
 	if p.Label == "" {
 		p.Label = DefaultQuarantine
 	}
-	if _, _, err := parseLabel(p.Label); err != nil {
+	if key, _, err := parseLabel(p.Label); err != nil {
+		return nil, err
+	} else if err := checkLabelKey(key); err != nil {
 		return nil, err
 	}
 	return mustJSON(isolateNamespaceRecord{IsolateNamespaceParams: p, Policy: namespacePolicyName}), nil

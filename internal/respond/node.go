@@ -52,6 +52,7 @@ func (CordonNode) Info() Info {
 		Summary:    "label a node as quarantined, mark it unschedulable, optionally taint and drain it",
 		Example:    "kdfir cordon node aks-pool-1 --taint --drain --reason INC-1234",
 		Revertible: true,
+		Role:       RoleCordon,
 		Rules: []rbacv1.PolicyRule{
 			{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get", "patch"}},
 			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"list"}},

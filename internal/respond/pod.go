@@ -59,6 +59,7 @@ func (IsolatePod) Info() Info {
 		Summary:    "label a pod as quarantined and deny all its traffic with a NetworkPolicy",
 		Example:    "kdfir isolate pod shop/web-7f9 --reason INC-1234",
 		Revertible: true,
+		Role:       RoleIsolate,
 		Rules: []rbacv1.PolicyRule{
 			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "patch"}},
 			{APIGroups: []string{""}, Resources: []string{"services"}, Verbs: []string{"list"}},
@@ -83,6 +84,9 @@ func (IsolatePod) Validate(target string, params json.RawMessage) (json.RawMessa
 	}
 	key, value, err := parseLabel(p.Label)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkLabelKey(key); err != nil {
 		return nil, err
 	}
 	policy := quarantinePolicyName(key, value)

@@ -10,11 +10,13 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	admissionv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
@@ -23,17 +25,51 @@ import (
 	"github.com/kdfir/kdfir/internal/testenv"
 )
 
-func loadRole(t testing.TB) *rbacv1.ClusterRole {
+// shipped is deploy/rbac.yaml: its ClusterRoles by name, and its
+// admission policy and binding.
+type shipped struct {
+	roles   map[string]*rbacv1.ClusterRole
+	policy  *admissionv1.ValidatingAdmissionPolicy
+	binding *admissionv1.ValidatingAdmissionPolicyBinding
+}
+
+func loadShipped(t testing.TB) shipped {
 	t.Helper()
 	b, err := os.ReadFile("../../deploy/rbac.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var role rbacv1.ClusterRole
-	if err := yaml.UnmarshalStrict(b, &role); err != nil {
-		t.Fatalf("deploy/rbac.yaml: %v", err)
+	out := shipped{roles: map[string]*rbacv1.ClusterRole{}}
+	for _, doc := range strings.Split(string(b), "\n---\n") {
+		var meta metav1.TypeMeta
+		if err := yaml.Unmarshal([]byte(doc), &meta); err != nil {
+			t.Fatalf("deploy/rbac.yaml: %v", err)
+		}
+		switch meta.Kind {
+		case "ClusterRole":
+			var r rbacv1.ClusterRole
+			if err := yaml.UnmarshalStrict([]byte(doc), &r); err != nil {
+				t.Fatalf("deploy/rbac.yaml: %v", err)
+			}
+			out.roles[r.Name] = &r
+		case "ValidatingAdmissionPolicy":
+			out.policy = &admissionv1.ValidatingAdmissionPolicy{}
+			if err := yaml.UnmarshalStrict([]byte(doc), out.policy); err != nil {
+				t.Fatalf("deploy/rbac.yaml: %v", err)
+			}
+		case "ValidatingAdmissionPolicyBinding":
+			out.binding = &admissionv1.ValidatingAdmissionPolicyBinding{}
+			if err := yaml.UnmarshalStrict([]byte(doc), out.binding); err != nil {
+				t.Fatalf("deploy/rbac.yaml: %v", err)
+			}
+		default:
+			t.Fatalf("deploy/rbac.yaml: unexpected %q", meta.Kind)
+		}
 	}
-	return &role
+	if out.policy == nil || out.binding == nil {
+		t.Fatal("deploy/rbac.yaml: no admission policy and binding")
+	}
+	return out
 }
 
 // grants flattens rules to "group resource verb" lines.
@@ -56,37 +92,55 @@ func grants(rules []rbacv1.PolicyRule) []string {
 	return out
 }
 
-// deploy/rbac.yaml grants exactly what the actions declare they need.
+// Each role of deploy/rbac.yaml grants exactly what its actions declare
+// they need, and every action names a shipped role.
 func TestRBACFileMatchesActions(t *testing.T) {
-	role := loadRole(t)
-	if role.Kind != "ClusterRole" || role.Name != "kdfir-responder" {
-		t.Fatalf("deploy/rbac.yaml holds %s %s, want ClusterRole kdfir-responder", role.Kind, role.Name)
-	}
-	var declared []rbacv1.PolicyRule
+	sh := loadShipped(t)
+	declared := map[string][]rbacv1.PolicyRule{}
 	for _, a := range respond.Builtin(respond.ExecPolicy{}).All() {
-		declared = append(declared, a.Info().Rules...)
+		info := a.Info()
+		if info.Role == "" {
+			t.Errorf("action %s names no role", info.Name)
+		}
+		declared[info.Role] = append(declared[info.Role], info.Rules...)
 	}
-	if diff := cmp.Diff(grants(declared), grants(role.Rules)); diff != "" {
-		t.Fatalf("deploy/rbac.yaml vs the actions' declared RBAC (-declared +file):\n%s", diff)
+	if len(declared) != len(sh.roles) {
+		t.Errorf("actions name %d roles, deploy/rbac.yaml holds %d", len(declared), len(sh.roles))
+	}
+	for name, rules := range declared {
+		role, ok := sh.roles[name]
+		if !ok {
+			t.Errorf("deploy/rbac.yaml has no ClusterRole %s", name)
+			continue
+		}
+		if diff := cmp.Diff(grants(rules), grants(role.Rules)); diff != "" {
+			t.Errorf("%s vs its actions' declared RBAC (-declared +file):\n%s", name, diff)
+		}
 	}
 }
 
-// Every action, and its revert, works as a user bound only to
-// kdfir-responder, and the API server forbade none of its requests.
+// Every action, and its revert, works as a user bound only to the
+// shipped roles, under the shipped admission policy, and the API server
+// forbade none of its requests.
 func TestActionsAsLeastPrivilegeUser(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	env := testenv.Get(t)
-	role := loadRole(t)
-	if _, err := env.Client.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatal(err)
+	sh := loadShipped(t)
+	var names []string
+	for name, role := range sh.roles {
+		names = append(names, name)
+		if _, err := env.Client.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatal(err)
+		}
 	}
 	ns := env.Namespace(t)
-	user, err := env.NewUser(ctx, ns, "responder", "kdfir-responder")
+	user, err := env.NewUser(ctx, ns, "responder", names...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := newFixture(t, withConfig(user.Config), withExec(respond.ExecPolicy{Enabled: true}))
+	applyPolicyFor(ctx, t, env, sh, user.Name)
+	f := newFixture(t, withConfig(user.Config), withExec(respond.ExecPolicy{Enabled: true, AllowAny: true}))
 
 	// A ReplicaSet's pod behind a Service, for --detach.
 	labels := map[string]string{"app": "web"}
@@ -163,13 +217,23 @@ func TestActionsAsLeastPrivilegeUser(t *testing.T) {
 		t.Fatalf("exec result %s", out.Result)
 	}
 
-	// The role grants no more than that: for example, no deleting pods.
+	// The roles grant no more than that: for example, no deleting pods.
 	cs, err := kubernetes.NewForConfig(user.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := cs.CoreV1().Pods(ns).Delete(ctx, "shell", metav1.DeleteOptions{}); !apierrors.IsForbidden(err) {
 		t.Fatalf("responder deleting a pod: %v, want forbidden", err)
+	}
+	// And patch cannot change what a pod runs: the admission policy
+	// refuses it, while labels still go through.
+	img := []byte(`{"spec":{"containers":[{"name":"app","image":"evil.example/miner:1"}]}}`)
+	if _, err := cs.CoreV1().Pods(ns).Patch(ctx, "shell", types.StrategicMergePatchType, img, metav1.PatchOptions{}); err == nil ||
+		!strings.Contains(err.Error(), "only the labels and annotations") {
+		t.Fatalf("responder changing a pod's image: %v, want refused by the admission policy", err)
+	}
+	if _, err := cs.CoreV1().Pods(ns).Patch(ctx, "shell", types.MergePatchType, []byte(`{"metadata":{"labels":{"x":"y"}}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatalf("responder labelling a pod under the policy: %v", err)
 	}
 	evs, err := env.AuditEvents()
 	if err != nil {
@@ -195,9 +259,79 @@ func TestActionsAsLeastPrivilegeUser(t *testing.T) {
 	otherPaths := map[string]bool{
 		`"" pods/exec create`: true, `"apps" statefulsets get`: true, `"apps" daemonsets get`: true, `"batch" jobs get`: true,
 	}
-	for _, g := range grants(role.Rules) {
-		if !used[g] && !otherPaths[g] {
-			t.Errorf("deploy/rbac.yaml grants %s, which no action used", g)
+	for name, role := range sh.roles {
+		for _, g := range grants(role.Rules) {
+			if !used[g] && !otherPaths[g] {
+				t.Errorf("%s grants %s, which no action used", name, g)
+			}
 		}
 	}
+}
+
+// A user bound only to kdfir-isolate isolates, and cannot exec or cordon.
+func TestRolesAreSeparate(t *testing.T) {
+	ctx := context.Background()
+	env := testenv.Get(t)
+	sh := loadShipped(t)
+	for _, role := range sh.roles {
+		if _, err := env.Client.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatal(err)
+		}
+	}
+	ns := env.Namespace(t)
+	user, err := env.NewUser(ctx, ns, "isolator", respond.RoleIsolate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.RunPod(ctx, testenv.PodSpec{Namespace: ns, Name: "shell"}); err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, withConfig(user.Config), withExec(respond.ExecPolicy{Enabled: true, AllowAny: true}))
+	if _, err := f.runner.Run(ctx, respond.Request{Action: "isolate-pod", Target: target(ns, "shell")}); err != nil {
+		t.Fatalf("isolate as kdfir-isolate: %v", err)
+	}
+	if _, err := f.runner.Run(ctx, respond.Request{Action: "exec-pod", Target: target(ns, "shell"), Params: respond.ExecPodParams{Command: []string{"id"}}}); err == nil || !strings.Contains(err.Error(), "forbidden") {
+		t.Fatalf("exec as kdfir-isolate: %v, want forbidden", err)
+	}
+	if _, err := f.runner.Run(ctx, respond.Request{Action: "cordon-node", Target: env.Node}); err == nil || !strings.Contains(err.Error(), "forbidden") {
+		t.Fatalf("cordon as kdfir-isolate: %v, want forbidden", err)
+	}
+}
+
+// applyPolicyFor installs the shipped admission policy for username (the
+// test's stand-in for kdfir's ServiceAccount) and waits until it is in
+// force.
+func applyPolicyFor(ctx context.Context, t *testing.T, env *testenv.Env, sh shipped, username string) {
+	t.Helper()
+	pol := sh.policy.DeepCopy()
+	pol.Name += "-" + strings.ReplaceAll(strings.TrimPrefix(username, "system:serviceaccount:"), ":", "-")
+	pol.Spec.MatchConditions[0].Expression = fmt.Sprintf("request.userInfo.username == %q", username)
+	bind := sh.binding.DeepCopy()
+	bind.Name, bind.Spec.PolicyName = pol.Name, pol.Name
+	adm := env.Client.AdmissionregistrationV1()
+	if _, err := adm.ValidatingAdmissionPolicies().Create(ctx, pol, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("admission policy: %v", err)
+	}
+	if _, err := adm.ValidatingAdmissionPolicyBindings().Create(ctx, bind, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("admission policy binding: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = adm.ValidatingAdmissionPolicyBindings().Delete(context.Background(), bind.Name, metav1.DeleteOptions{})
+		_ = adm.ValidatingAdmissionPolicies().Delete(context.Background(), pol.Name, metav1.DeleteOptions{})
+	})
+	// The policy takes effect asynchronously: wait until its type check
+	// ran, then a little for the admission plugin's informer.
+	eventually(t, 30*time.Second, "the admission policy is checked", func() (bool, error) {
+		p, err := adm.ValidatingAdmissionPolicies().Get(ctx, pol.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		if p.Status.TypeChecking != nil {
+			for _, w := range p.Status.TypeChecking.ExpressionWarnings {
+				return false, fmt.Errorf("policy expression %s: %s", w.FieldRef, w.Warning)
+			}
+		}
+		return p.Status.ObservedGeneration == p.Generation, nil
+	})
+	time.Sleep(2 * time.Second)
 }

@@ -57,6 +57,13 @@ const (
 	FieldManager = "kdfir"
 )
 
+// The ClusterRoles of deploy/rbac.yaml, one per family of actions.
+const (
+	RoleIsolate = "kdfir-isolate" // isolate and release pods and namespaces
+	RoleCordon  = "kdfir-cordon"  // cordon, drain and uncordon nodes
+	RoleExec    = "kdfir-exec"    // exec-pod
+)
+
 // Env is what an action acts through.
 type Env struct {
 	Client kubernetes.Interface
@@ -77,6 +84,10 @@ type Info struct {
 	Revertible bool
 	// Rules is the RBAC the action (and its revert) needs.
 	Rules []rbacv1.PolicyRule
+	// Role is the ClusterRole in deploy/rbac.yaml that grants Rules:
+	// kdfir-isolate, kdfir-cordon or kdfir-exec. Bind only the roles of
+	// the actions a deployment uses.
+	Role string
 }
 
 // An Action is one kind of response action. The journal entry is its

@@ -37,6 +37,23 @@ func checkNodeName(name string) error {
 	return nil
 }
 
+// checkLabelKey refuses a quarantine label key in a domain Kubernetes
+// reserves (kubernetes.io, k8s.io and their subdomains, such as
+// pod-security.kubernetes.io): setting one could switch off Pod Security
+// or change what the node or the control plane does.
+func checkLabelKey(key string) error {
+	prefix, _, ok := strings.Cut(key, "/")
+	if !ok {
+		return nil
+	}
+	for _, d := range []string{"kubernetes.io", "k8s.io"} {
+		if prefix == d || strings.HasSuffix(prefix, "."+d) {
+			return inputErrorf("label key %q is reserved for Kubernetes (%s): use kdfir.io/... or a key of your own", key, d)
+		}
+	}
+	return nil
+}
+
 // parseLabel splits and validates KEY=VALUE; the value must not be empty.
 func parseLabel(s string) (key, value string, err error) {
 	key, value, ok := strings.Cut(s, "=")

@@ -262,6 +262,10 @@ func (s *Server) aksRun(w http.ResponseWriter, r *http.Request, key *auth.Key, b
 		}
 	}
 	cluster := clusterOf(ents, key)
+	if err := s.keyCluster(key, cluster); err != nil {
+		writeError(w, http.StatusForbidden, err.Error())
+		return
+	}
 	// The actions outlive the request: a Logic App that gives up waiting
 	// must not cancel an isolation midway.
 	ctx := context.WithoutCancel(r.Context())

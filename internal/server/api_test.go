@@ -160,7 +160,7 @@ func TestDefenderAlertRunsPlaybook(t *testing.T) {
 	body := strings.NewReplacer("/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/rg-prod/providers/Microsoft.ContainerService/managedClusters/aks-prod", clusterID,
 		`"Name": "shop"`, `"Name": "`+ns+`"`, "2517000000000000000_abcd", "alert-"+ns, `"Name": "aks-nodepool1-0"`, `"Name": "`+env.Node+`"`).Replace(string(b))
 	var out alertResp
-	if code := sv.call(t, "POST", "/v1/alerts", sv.keys["sentinel"], []byte(body), &out); code != 200 {
+	if code := sv.call(t, "POST", "/v1/alerts", sv.keys["defender"], []byte(body), &out); code != 200 {
 		t.Fatalf("post alert: %d %+v", code, out)
 	}
 	if out.Alert.Source != "defender" || len(out.Playbooks) != 1 || out.Playbooks[0].Playbook != "defender-collect-then-isolate" || len(out.Actions) != 2 {
@@ -171,7 +171,7 @@ func TestDefenderAlertRunsPlaybook(t *testing.T) {
 	}
 	verifyEvidence(t, sv, out.Playbooks[0].Steps[0].ActionID)
 	var again alertResp
-	if code := sv.call(t, "POST", "/v1/alerts", sv.keys["sentinel"], []byte(body), &again); code != 200 || !again.Duplicate || again.Alert.ID != out.Alert.ID {
+	if code := sv.call(t, "POST", "/v1/alerts", sv.keys["defender"], []byte(body), &again); code != 200 || !again.Duplicate || again.Alert.ID != out.Alert.ID {
 		t.Fatalf("duplicate delivery: %d %+v", code, again)
 	}
 	var got struct{ Actions []string }
@@ -193,7 +193,7 @@ func TestFalcoAlertRunsPlaybook(t *testing.T) {
 	// Falco names no cluster: the key has none either, so the only
 	// configured cluster is used.
 	var out alertResp
-	if code := sv.call(t, "POST", "/v1/alerts", sv.keys["sentinel"], []byte(body), &out); code != 200 || len(out.Actions) != 1 {
+	if code := sv.call(t, "POST", "/v1/alerts", sv.keys["defender"], []byte(body), &out); code != 200 || len(out.Actions) != 1 {
 		t.Fatalf("falco alert: %d %+v", code, out)
 	}
 	if !quarantined(t, env, ns, "web-7f9") {
@@ -240,7 +240,7 @@ func TestApprovalStep(t *testing.T) {
 			t.Fatalf("after approval: quarantined %v, steps %+v", quarantined(t, env, ns, "web-1"), ap.Playbook.Steps)
 		}
 	}
-	if code := sv.call(t, "POST", "/v1/actions/"+held.ActionID+"/approve", sv.keys["admin"], nil, nil); code != 400 {
+	if code := sv.call(t, "POST", "/v1/actions/"+held.ActionID+"/approve", sv.keys["admin"], nil, nil); code != 409 {
 		t.Fatalf("second approval: %d", code)
 	}
 	// And the isolation reverts through the API.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"sync"
 
 	"github.com/kdfir/kdfir/internal/alert"
@@ -22,24 +21,38 @@ type AuditIngest struct {
 	Engine *detect.Engine // nil: no detection
 	// ResourceID maps a cluster name to its Azure ResourceId.
 	ResourceID func(cluster string) string
-	// Self names kdfir's own identity on a cluster. Events kdfir itself
-	// caused (that identity, with kdfir's User-Agent) are stored but not
-	// run through detection.
+	// Self names kdfir's own identity on a cluster, as the cluster
+	// authenticated it. Events of that identity are stored but not run
+	// through detection. The User-Agent, which anyone can send, plays no
+	// part.
 	Self func(ctx context.Context, cluster string) string
 	Log  *slog.Logger
 
-	once  sync.Once
-	queue chan []audit.Event
-	wg    sync.WaitGroup
+	once   sync.Once
+	mu     sync.RWMutex // held to send; Close takes it to close the queue
+	closed bool
+	queue  chan queued
+	wg     sync.WaitGroup
+}
+
+// queued is a stored batch waiting for detection, with the key that
+// delivered it (which bounds the playbooks its alerts may run).
+type queued struct {
+	events    []audit.Event
+	principal *principal
 }
 
 func (a *AuditIngest) start() {
-	a.queue = make(chan []audit.Event, 1024)
+	a.queue = make(chan queued, 1024)
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
-		for batch := range a.queue {
-			if _, err := a.Engine.OnBatch(context.Background(), batch); err != nil {
+		for q := range a.queue {
+			ctx := context.Background()
+			if q.principal != nil {
+				ctx = context.WithValue(ctx, principalKey{}, *q.principal)
+			}
+			if _, err := a.Engine.OnBatch(ctx, q.events); err != nil {
 				a.Log.Error("near-real-time detection failed", "err", err)
 			}
 		}
@@ -59,10 +72,19 @@ func (a *AuditIngest) IngestWebhook(ctx context.Context, cluster string, body io
 	if a.Self != nil && a.Engine != nil {
 		self = a.Self(ctx, cluster)
 	}
+	var p *principal
+	if pr, ok := principalOf(ctx); ok {
+		p = &pr
+	}
 	stats, err := a.Store.Ingest(ctx, body, opts, func(batch []audit.Event) error {
 		if a.Engine != nil {
 			if batch = notOwn(batch, self); len(batch) > 0 {
-				a.queue <- batch
+				a.mu.RLock()
+				defer a.mu.RUnlock()
+				if a.closed {
+					return nil // shutting down: stored, not evaluated now
+				}
+				a.queue <- queued{events: batch, principal: p}
 			}
 		}
 		return nil
@@ -80,12 +102,21 @@ func (a *AuditIngest) IngestWebhook(ctx context.Context, cluster string, body io
 	return stats.Stored, nil
 }
 
-// Close waits for queued detection to finish.
+// Close waits for queued detection to finish. A webhook request still
+// running after it stores its events without queueing them.
 func (a *AuditIngest) Close() {
+	a.once.Do(func() {}) // no queue starts after this
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return
+	}
+	a.closed = true
 	if a.queue != nil {
 		close(a.queue)
-		a.wg.Wait()
 	}
+	a.mu.Unlock()
+	a.wg.Wait()
 }
 
 // RuleSink raises rule alerts through the server's intake, so they are
@@ -99,14 +130,17 @@ func (s RuleSink) Raise(ctx context.Context, a *alert.Alert) error {
 	return err
 }
 
-// notOwn leaves out the events kdfir caused itself.
+// notOwn leaves out the events of kdfir's own identity. Without one
+// (kdfir could not learn it), nothing is left out.
 func notOwn(batch []audit.Event, self string) []audit.Event {
+	if self == "" {
+		return batch
+	}
 	out := batch[:0:0]
 	for _, e := range batch {
-		if strings.HasPrefix(e.UserAgent, UserAgent) && (self == "" || e.User.Username == self) {
-			continue
+		if e.User.Username != self {
+			out = append(out, e)
 		}
-		out = append(out, e)
 	}
 	return out
 }

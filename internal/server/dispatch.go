@@ -112,6 +112,21 @@ func (d *Dispatcher) Self(ctx context.Context, cluster string) string {
 	return r.Status.UserInfo.Username
 }
 
+// Reachable checks every configured cluster (a version request, within
+// the context's deadline) and returns each cluster's error, nil when it
+// answered.
+func (d *Dispatcher) Reachable(ctx context.Context) map[string]error {
+	out := map[string]error{}
+	for _, c := range d.Config.Clusters {
+		cc, err := d.client(c.Name)
+		if err == nil {
+			_, err = cc.cs.Discovery().RESTClient().Get().AbsPath("/version").Do(ctx).Raw()
+		}
+		out[c.Name] = err
+	}
+	return out
+}
+
 // releases maps each undo action to the action it releases.
 var releases = map[string]string{
 	"unisolate-pod":       "isolate-pod",
@@ -157,7 +172,8 @@ func (d *Dispatcher) client(ref string) (*clusterClient, error) {
 
 func (d *Dispatcher) runner(cc *clusterClient, actor string) *respond.Runner {
 	return &respond.Runner{Client: cc.cs, Config: cc.cfg, Journal: d.Journal, Cluster: cc.name, Actor: actor, Log: d.Log,
-		Actions: respond.Builtin(respond.ExecPolicy{Enabled: d.Config.Exec.Enabled, Allow: d.Config.Exec.Allow, MaxOutputBytes: d.Config.Exec.MaxOutputBytes})}
+		Actions: respond.Builtin(respond.ExecPolicy{Enabled: d.Config.Exec.Enabled, Allow: d.Config.Exec.Allow, AllowAny: d.Config.Exec.AllowAny,
+			MaxOutputBytes: d.Config.Exec.MaxOutputBytes})}
 }
 
 // targetString is the target as the journal names it.
@@ -434,29 +450,34 @@ func (d *Dispatcher) Hold(ctx context.Context, req ActionRequest, resume json.Ra
 }
 
 // Approve runs a held action, records who approved it on the held entry,
-// and returns the resume data Hold stored.
+// and returns the resume data Hold stored. Of two concurrent approvals,
+// one runs the action; the other gets journal.ErrConflict.
 func (d *Dispatcher) Approve(ctx context.Context, id, actor string) (*ActionResult, json.RawMessage, error) {
 	e, err := d.Journal.Get(ctx, id)
 	if err != nil {
 		return nil, nil, err
 	}
 	if e.Status != journal.PendingApproval {
-		return nil, nil, badRequest("action %s is %s, not pending approval", id, e.Status)
+		return nil, nil, fmt.Errorf("action %s is %s, not pending approval: %w", id, e.Status, journal.ErrConflict)
 	}
 	var h held
 	if err := json.Unmarshal(e.Params, &h); err != nil {
 		return nil, nil, fmt.Errorf("held action %s: %w", id, err)
 	}
+	e.Status = journal.Approved
+	e.Result, _ = json.Marshal(map[string]any{"approvedBy": actor})
+	if err := d.Journal.Transition(ctx, e, journal.PendingApproval); err != nil {
+		return nil, nil, err
+	}
 	h.Request.Reason = strings.TrimSpace(h.Request.Reason + " (approved by " + actor + ")")
 	res, runErr := d.Run(ctx, h.Request)
 	e.Finished = time.Now().UTC()
-	e.Status = journal.Succeeded
 	e.Error = ""
 	if runErr != nil {
-		e.Status, e.Error = journal.Failed, runErr.Error()
+		e.Error = runErr.Error()
 	}
 	e.Result, _ = json.Marshal(map[string]any{"approvedBy": actor, "action": res})
-	if err := d.Journal.Update(ctx, e); err != nil {
+	if err := d.Journal.Update(context.WithoutCancel(ctx), e); err != nil {
 		return res, nil, err
 	}
 	return res, h.Resume, runErr
@@ -472,6 +493,9 @@ func (d *Dispatcher) Revert(ctx context.Context, id, actor string) (*ActionResul
 	if err != nil {
 		return nil, err
 	}
+	// The same lock as the action and its release: a revert never runs
+	// beside another change of the same target.
+	defer d.lock(cc.name + "/" + e.Action + "/" + e.Target)()
 	res, err := d.runner(cc, actor).Revert(ctx, id, false)
 	if errors.Is(err, respond.ErrNotRevertible) {
 		err = fmt.Errorf("%w: %v", ErrBadRequest, err)

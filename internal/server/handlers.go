@@ -12,6 +12,7 @@ import (
 
 	"github.com/kdfir/kdfir/internal/alert"
 	"github.com/kdfir/kdfir/internal/auth"
+	"github.com/kdfir/kdfir/internal/evidence"
 	"github.com/kdfir/kdfir/internal/journal"
 	"github.com/kdfir/kdfir/internal/playbook"
 )
@@ -59,7 +60,9 @@ func (s *Server) postAlert(w http.ResponseWriter, r *http.Request, key *auth.Key
 		}
 	}
 	s.Metrics.AlertsReceived.WithLabelValues(a.Source).Inc()
-	resp, err := s.Intake(r.Context(), a)
+	// The playbooks run to the end even when the client hangs up, with
+	// only the actions the delivering key's scopes name.
+	resp, err := s.Intake(withPrincipal(context.WithoutCancel(r.Context()), key), a)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
@@ -161,6 +164,10 @@ func (s *Server) postAction(w http.ResponseWriter, r *http.Request, key *auth.Ke
 	if req.Cluster == "" {
 		req.Cluster = firstNonEmpty(req.Target.Cluster, key.Cluster)
 	}
+	if err := s.keyCluster(key, req.Cluster); err != nil {
+		writeError(w, http.StatusForbidden, err.Error())
+		return
+	}
 	req.Actor = key.Name
 	res, err := s.run(context.WithoutCancel(r.Context()), req)
 	if err != nil {
@@ -177,7 +184,7 @@ func (s *Server) listActions(w http.ResponseWriter, r *http.Request, _ *auth.Key
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"actions": nonNil(list)})
+	writeJSON(w, http.StatusOK, map[string]any{"actions": redacted(nonNil(list))})
 }
 
 func (s *Server) getAction(w http.ResponseWriter, r *http.Request, _ *auth.Key) {
@@ -186,11 +193,36 @@ func (s *Server) getAction(w http.ResponseWriter, r *http.Request, _ *auth.Key) 
 		writeActionError(w, err, nil)
 		return
 	}
-	writeJSON(w, http.StatusOK, e)
+	writeJSON(w, http.StatusOK, redacted(e))
+}
+
+// redacted is v as JSON with every SAS signature in it redacted: a held
+// step keeps its parameters (a destination URL with its token) to run
+// them on approval, but the API never shows the signature.
+func redacted(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return json.RawMessage(`null`)
+	}
+	return json.RawMessage(evidence.Redact(string(b)))
 }
 
 func (s *Server) revertAction(w http.ResponseWriter, r *http.Request, key *auth.Key) {
-	res, err := s.Actions.Revert(r.Context(), r.PathValue("id"), key.Name)
+	e, err := s.Actions.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		writeActionError(w, err, nil)
+		return
+	}
+	// revert needs the scope of what it undoes, or revert-any.
+	if !key.Allows(auth.ScopeRevertAny) && !(key.Allows(auth.ScopeRevert) && key.Allows(e.Action)) {
+		writeError(w, http.StatusForbidden, fmt.Sprintf("key %s may not revert %s: it needs scopes revert and %s, or revert-any", key.Name, e.Action, e.Action))
+		return
+	}
+	if err := s.keyCluster(key, e.Cluster); err != nil {
+		writeError(w, http.StatusForbidden, err.Error())
+		return
+	}
+	res, err := s.Actions.Revert(context.WithoutCancel(r.Context()), e.ID, key.Name)
 	if err != nil {
 		writeActionError(w, err, nil)
 		return
@@ -203,6 +235,8 @@ type resume struct {
 	Alert     string `json:"alert"`
 	Playbook  string `json:"playbook"`
 	StepIndex int    `json:"step"`
+	// Principal limits the rest of the playbook as it limited the start.
+	Principal *principal `json:"principal,omitempty"`
 }
 
 func (s *Server) approveAction(w http.ResponseWriter, r *http.Request, key *auth.Key) {
@@ -216,6 +250,11 @@ func (s *Server) approveAction(w http.ResponseWriter, r *http.Request, key *auth
 		writeError(w, http.StatusForbidden, fmt.Sprintf("key %s may not run %s", key.Name, e.Action))
 		return
 	}
+	if err := s.keyCluster(key, e.Cluster); err != nil {
+		writeError(w, http.StatusForbidden, err.Error())
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
 	res, raw, err := s.Actions.Approve(ctx, e.ID, key.Name)
 	if err != nil {
 		writeActionError(w, err, nil)
@@ -225,6 +264,9 @@ func (s *Server) approveAction(w http.ResponseWriter, r *http.Request, key *auth
 	var rs resume
 	if len(raw) > 0 && json.Unmarshal(raw, &rs) == nil && rs.Playbook != "" {
 		a, err := s.Alerts.Get(ctx, rs.Alert)
+		if rs.Principal != nil {
+			ctx = context.WithValue(ctx, principalKey{}, *rs.Principal)
+		}
 		if err == nil {
 			o, err := s.Playbooks.Continue(ctx, a, rs.Playbook, rs.StepIndex)
 			if err != nil {
@@ -249,7 +291,7 @@ func (s *Server) postAudit(w http.ResponseWriter, r *http.Request, key *auth.Key
 		writeError(w, http.StatusNotFound, "audit ingestion is not configured")
 		return
 	}
-	n, err := s.Audit.IngestWebhook(r.Context(), key.Cluster, r.Body)
+	n, err := s.Audit.IngestWebhook(withPrincipal(r.Context(), key), key.Cluster, r.Body)
 	if err != nil {
 		var mb *http.MaxBytesError
 		if errors.As(err, &mb) {
@@ -271,14 +313,25 @@ func (s *Server) postAudit(w http.ResponseWriter, r *http.Request, key *auth.Key
 
 // Run performs a playbook step.
 func (s *Server) Run(ctx context.Context, req playbook.StepRequest) (playbook.StepResult, error) {
-	res, err := s.run(ctx, s.stepAction(req))
+	ar := s.stepAction(req)
+	if why := mayRun(ctx, ar.Action, ar.Cluster, s.sameCluster); why != "" {
+		return playbook.StepResult{Status: "refused", Message: why}, errors.New(why)
+	}
+	res, err := s.run(ctx, ar)
 	return stepResult(res), err
 }
 
-// Hold journals a step that needs approval.
+// Hold journals a step that needs approval: whoever approves it needs
+// the action's scope. The approval then runs the rest of the playbook
+// with the same limits as the alert's key.
 func (s *Server) Hold(ctx context.Context, req playbook.StepRequest) (playbook.StepResult, error) {
-	raw, _ := json.Marshal(resume{Alert: req.Alert.ID, Playbook: req.Playbook, StepIndex: req.StepIndex})
-	res, err := s.Actions.Hold(ctx, s.stepAction(req), raw)
+	ar := s.stepAction(req)
+	rs := resume{Alert: req.Alert.ID, Playbook: req.Playbook, StepIndex: req.StepIndex}
+	if p, ok := principalOf(ctx); ok {
+		rs.Principal = &p
+	}
+	raw, _ := json.Marshal(rs)
+	res, err := s.Actions.Hold(ctx, ar, raw)
 	return stepResult(res), err
 }
 

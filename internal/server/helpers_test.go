@@ -49,9 +49,14 @@ func newPool(ca []byte) *tls.Config {
 	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 }
 
-func writePlaybooks(t testing.TB, dir string) {
+func writePlaybooks(t testing.TB, dir, sasURL string) {
 	t.Helper()
 	books := map[string]string{
+		"held-collect.yaml": `name: held-collect
+match: {source: [kdfir], title: "^held collect", entities: [pod]}
+steps:
+- {action: collect-pod, params: {to: "` + sasURL + `"}, requires_approval: true}
+`,
 		"defender.yaml": `name: defender-collect-then-isolate
 match: {source: [defender], severity: high, entities: [pod]}
 steps:

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/time/rate"
 
 	"github.com/kdfir/kdfir/internal/alert"
 	"github.com/kdfir/kdfir/internal/auth"
@@ -107,20 +109,50 @@ type Server struct {
 	// MaxBody bounds request bodies (default 1 MiB); MaxAuditBody bounds
 	// audit webhook batches (default 32 MiB).
 	MaxBody, MaxAuditBody int64
-	// Ready reports readiness (nil: always ready).
-	Ready func(ctx context.Context) error
+	// Ready reports readiness, one line per component (nil: always
+	// ready).
+	Ready func(ctx context.Context) (report string, ok bool)
 	// AKSRoute is the path of the original function's endpoint, matched
 	// without regard to case (default /api/AKSTriggerResponse).
 	AKSRoute string
 	// IdempotencyWindow is how long the AKS endpoint replays an answer to
 	// a repeated request (default 10 minutes).
 	IdempotencyWindow time.Duration
+	// ClusterName resolves a cluster reference (a name or an Azure
+	// ResourceId) to the configured cluster's name, or "".
+	ClusterName func(ref string) string
 	// Evidence maps the AKS endpoint's storageaccount to a checked
 	// destination (nil: collectartifacts to blob storage is refused).
 	Evidence *evidence.Policy
 
-	alertMu sync.Mutex // serialises alert de-duplication
-	replays replays
+	alertMu  sync.Mutex // serialises alert de-duplication
+	replays  replays
+	failures failureLimiter
+}
+
+// failureLimiter bounds requests without a valid key, per client address:
+// 5 a second, in bursts of 20.
+type failureLimiter struct {
+	mu  sync.Mutex
+	ips map[string]*rate.Limiter
+}
+
+func (f *failureLimiter) allow(remote string) bool {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		host = remote
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.ips == nil || len(f.ips) > 10000 {
+		f.ips = map[string]*rate.Limiter{} // bounded: forget old clients
+	}
+	l, ok := f.ips[host]
+	if !ok {
+		l = rate.NewLimiter(5, 20)
+		f.ips[host] = l
+	}
+	return l.Allow()
 }
 
 // Handler returns the routes.
@@ -140,7 +172,7 @@ func (s *Server) Handler() http.Handler {
 	route("POST /v1/actions", "actions-post", "", s.postAction)
 	route("GET /v1/actions", "actions-list", auth.ScopeRead, s.listActions)
 	route("GET /v1/actions/{id}", "actions-get", auth.ScopeRead, s.getAction)
-	route("POST /v1/actions/{id}/revert", "actions-revert", auth.ScopeRevert, s.revertAction)
+	route("POST /v1/actions/{id}/revert", "actions-revert", "", s.revertAction)
 	route("POST /v1/actions/{id}/approve", "actions-approve", auth.ScopeApprove, s.approveAction)
 	route("POST /v1/audit", "audit", auth.ScopeAudit, s.postAudit)
 	route("GET /metrics", "metrics", auth.ScopeRead, func(w http.ResponseWriter, r *http.Request, _ *auth.Key) {
@@ -149,10 +181,13 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		if s.Ready != nil {
-			if err := s.Ready(r.Context()); err != nil {
-				http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
-				return
+			report, ok := s.Ready(r.Context())
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			if !ok {
+				w.WriteHeader(http.StatusServiceUnavailable)
 			}
+			_, _ = io.WriteString(w, report)
+			return
 		}
 		_, _ = io.WriteString(w, "ok\n")
 	})
@@ -197,6 +232,13 @@ func (s *Server) wrap(name, scope string, h func(http.ResponseWriter, *http.Requ
 		}()
 		key := s.Auth.Lookup(presentedKey(r))
 		if key == nil {
+			// Failed attempts are rate-limited by client address, so
+			// guessing keys is slow.
+			if !s.failures.allow(r.RemoteAddr) {
+				sw.Header().Set("Retry-After", "1")
+				writeError(sw, http.StatusTooManyRequests, "too many requests without a valid API key")
+				return
+			}
 			writeError(sw, http.StatusUnauthorized, "a valid API key is required (?code=, x-functions-key or Authorization: Bearer)")
 			return
 		}
@@ -317,6 +359,9 @@ func actionStatus(err error) int {
 	}
 	if errors.Is(err, ErrUnavailable) {
 		return http.StatusServiceUnavailable
+	}
+	if errors.Is(err, journal.ErrConflict) {
+		return http.StatusConflict
 	}
 	return http.StatusInternalServerError
 }

@@ -109,7 +109,7 @@ func kdfirCompat(t testing.TB) *svc {
 		}
 		addr := l.Addr().String()
 		l.Close()
-		compatSvc = startService(t, env, addr, "aks: {compat: original, route: /api/Respond}\nexec: {enabled: true}\n")
+		compatSvc = startService(t, env, addr, "aks: {compat: original, route: /api/Respond}\nexec: {enabled: true, allow: [[cat]]}\n")
 	})
 	if compatSvc == nil {
 		t.Fatal("kdfir serve (compat) did not start")
@@ -151,13 +151,17 @@ func startService(t testing.TB, env *testenv.Env, listen, extra string) *svc {
 	}
 	sv := &svc{url: "https://" + listen, dataDir: filepath.Join(dir, "data"), keys: map[string]string{}, az: az,
 		sasURL: az.URL + "/evidence?" + qp.Encode()}
-	keyLines := fmt.Sprintf("- {name: apiserver, hash: %q, scopes: [audit], cluster: testenv}\n", auditHash)
+	// The audit key may run what the closed loop's playbook does.
+	keyLines := fmt.Sprintf("- {name: apiserver, hash: %q, scopes: [audit, collect-pod, isolate-pod], cluster: testenv}\n", auditHash)
 	for name, scopes := range map[string]string{
 		"admin":     "['*']",
 		"collector": "[collect-pod, read]",
 		"sentinel":  "[alerts, read, approve]",
+		"defender":  "[alerts, read, collect-pod, isolate-pod]",
 		"limited":   "[read]",
-		"bulk":      "[alerts, read]",
+		"bulk":      "[alerts, read, isolate-pod]",
+		"reverter":  "[revert, read]",
+		"bound":     "[isolate-pod, revert, read]",
 	} {
 		secret, hash, err := auth.Generate()
 		if err != nil {
@@ -170,6 +174,8 @@ func startService(t testing.TB, env *testenv.Env, listen, extra string) *svc {
 			rate = ", ratePerSecond: 1, burst: 3"
 		case "bulk":
 			rate = ", ratePerSecond: 100000, burst: 100000"
+		case "bound":
+			rate = ", cluster: down"
 		}
 		keyLines += fmt.Sprintf("- {name: %s, hash: %q, scopes: %s%s}\n", name, hash, scopes, rate)
 	}
@@ -177,7 +183,7 @@ func startService(t testing.TB, env *testenv.Env, listen, extra string) *svc {
 	if err := os.MkdirAll(books, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	writePlaybooks(t, books)
+	writePlaybooks(t, books, sv.sasURL)
 	down := filepath.Join(dir, "down.kubeconfig")
 	if err := os.WriteFile(down, []byte(downKubeconfig), 0o600); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,27 @@
+package server
+
+import (
+	"testing"
+
+	"github.com/kdfir/kdfir/internal/audit"
+)
+
+// Only kdfir's authenticated identity marks its own events: a forged
+// User-Agent does not hide an event from detection.
+func TestNotOwnUsesIdentityNotUserAgent(t *testing.T) {
+	ev := func(user, ua string) audit.Event {
+		return audit.Event{User: audit.UserInfo{Username: user}, UserAgent: ua}
+	}
+	batch := []audit.Event{
+		ev("system:serviceaccount:kdfir:kdfir", UserAgent+"/1.0"),
+		ev("mallory", UserAgent+"/1.0"),
+		ev("system:serviceaccount:kdfir:kdfir", "kubectl/v1.30"),
+	}
+	got := notOwn(batch, "system:serviceaccount:kdfir:kdfir")
+	if len(got) != 1 || got[0].User.Username != "mallory" {
+		t.Fatalf("notOwn = %+v, want only mallory's event", got)
+	}
+	if got := notOwn(batch, ""); len(got) != 3 {
+		t.Fatalf("without a known identity, %d of 3 events kept", len(got))
+	}
+}

@@ -1,0 +1,244 @@
+package server_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kdfir/kdfir/internal/evidence"
+	"github.com/kdfir/kdfir/internal/journal"
+	"github.com/kdfir/kdfir/internal/testenv"
+)
+
+// An attacker holding one key gets exactly what its scopes say.
+func TestScopesMeanWhatTheySay(t *testing.T) {
+	sv := kdfir(t)
+	env := testenv.Get(t)
+	ns := env.Namespace(t)
+	runPod(t, env, ns, "web-1")
+	var res struct {
+		ID, Status string
+		Error      string
+	}
+	body := fmt.Sprintf(`{"action": "isolate-pod", "target": {"namespace": %q, "name": "web-1"}}`, ns)
+	if code := sv.call(t, "POST", "/v1/actions", sv.keys["admin"], []byte(body), &res); code != 200 || res.ID == "" {
+		t.Fatalf("isolate: %d %+v", code, res)
+	}
+	// revert alone cannot undo an isolation the key could not make.
+	if code := sv.call(t, "POST", "/v1/actions/"+res.ID+"/revert", sv.keys["reverter"], nil, &res); code != 403 || !strings.Contains(res.Error, "revert-any") {
+		t.Fatalf("revert without the action's scope: %d %+v", code, res)
+	}
+	if !quarantined(t, env, ns, "web-1") {
+		t.Fatal("a refused revert released the pod")
+	}
+	// A key bound to one cluster acts on no other, even when it names it.
+	if code := sv.call(t, "POST", "/v1/actions", sv.keys["bound"], []byte(strings.Replace(body, `"action"`, `"cluster": "testenv", "action"`, 1)), &res); code != 403 || !strings.Contains(res.Error, "bound to cluster down") {
+		t.Fatalf("bound key on another cluster: %d %+v", code, res)
+	}
+	if code := sv.call(t, "POST", "/v1/actions/"+res.ID+"/revert", sv.keys["bound"], nil, &res); code != 403 {
+		t.Fatalf("bound key reverting on another cluster: %d %+v", code, res)
+	}
+
+	// An alert delivered with a key whose scopes name no action runs no
+	// playbook action: the Defender playbook's steps are refused.
+	ns2 := env.Namespace(t)
+	runPod(t, env, ns2, "web-2")
+	alertBody := `{"schema":"kdfir.io/alert/v1","title":"load: forged","severity":"high","sourceId":"forged-` + ns2 + `","entities":[{"type":"pod","namespace":"` + ns2 + `","name":"web-2","cluster":"testenv"}]}`
+	var out alertResp
+	if code := sv.call(t, "POST", "/v1/alerts", sv.keys["sentinel"], []byte(alertBody), &out); code != 200 || len(out.Playbooks) != 1 {
+		t.Fatalf("alert: %d %+v", code, out)
+	}
+	if st := out.Playbooks[0].Steps[0]; st.Status != "refused" || !strings.Contains(st.Error, "may not run isolate-pod") {
+		t.Fatalf("step of an alert from a key without isolate-pod: %+v", st)
+	}
+	if quarantined(t, env, ns2, "web-2") {
+		t.Fatal("an alert key without isolate-pod isolated a pod")
+	}
+}
+
+// Two approvals of one held step at once: one runs it, the other is
+// told it was approved already, and the action runs once.
+func TestConcurrentApprovalsRunOnce(t *testing.T) {
+	sv := kdfir(t)
+	env := testenv.Get(t)
+	ns := env.Namespace(t)
+	runPod(t, env, ns, "web-1")
+	body := `{"schema":"kdfir.io/alert/v1","title":"needs approval: web-1","severity":"high","sourceId":"race-` + ns + `","entities":[{"type":"pod","namespace":"` + ns + `","name":"web-1","cluster":"testenv"}]}`
+	var out alertResp
+	if code := sv.call(t, "POST", "/v1/alerts", sv.keys["sentinel"], []byte(body), &out); code != 200 || len(out.Playbooks) != 1 {
+		t.Fatalf("alert: %d %+v", code, out)
+	}
+	held := out.Playbooks[0].Steps[0].ActionID
+	codes := make([]int, 5)
+	var wg sync.WaitGroup
+	for i := range codes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes[i] = sv.call(t, "POST", "/v1/actions/"+held+"/approve", sv.keys["admin"], nil, nil)
+		}()
+	}
+	wg.Wait()
+	ok, conflict := 0, 0
+	for _, c := range codes {
+		switch c {
+		case 200:
+			ok++
+		case 409:
+			conflict++
+		}
+	}
+	if ok != 1 || conflict != 4 {
+		t.Fatalf("approval answers %v, want one 200 and four 409", codes)
+	}
+	var list struct{ Actions []journal.Entry }
+	sv.call(t, "GET", "/v1/actions?action=isolate-pod&target="+ns+"/web-1", sv.keys["admin"], nil, &list)
+	ran := 0
+	for _, e := range list.Actions {
+		if e.Status != journal.Approved {
+			ran++
+		}
+	}
+	if ran != 1 {
+		t.Fatalf("the held step ran %d times", ran)
+	}
+
+	// Three reverts of that action at once: one reverts, the others find
+	// it reverted; none fails.
+	var id string
+	for _, e := range list.Actions {
+		if e.Status == journal.Succeeded {
+			id = e.ID
+		}
+	}
+	statuses := make([]string, 3)
+	for i := range statuses {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var r struct{ Status string }
+			if code := sv.call(t, "POST", "/v1/actions/"+id+"/revert", sv.keys["admin"], nil, &r); code != 200 {
+				statuses[i] = fmt.Sprint(code)
+				return
+			}
+			statuses[i] = r.Status
+		}()
+	}
+	wg.Wait()
+	n := map[string]int{}
+	for _, s := range statuses {
+		n[s]++
+	}
+	if n["reverted"] != 1 || n["already-reverted"] != 2 || quarantined(t, env, ns, "web-1") {
+		t.Fatalf("concurrent reverts: %v", statuses)
+	}
+}
+
+// A step held for approval keeps its destination to run it later, but the
+// API never shows the SAS signature.
+func TestHeldStepParamsRedacted(t *testing.T) {
+	sv := kdfir(t)
+	env := testenv.Get(t)
+	ns := env.Namespace(t)
+	runPod(t, env, ns, "web-1")
+	body := `{"schema":"kdfir.io/alert/v1","title":"held collect: web-1","severity":"high","sourceId":"held-` + ns + `","entities":[{"type":"pod","namespace":"` + ns + `","name":"web-1","cluster":"testenv"}]}`
+	var out alertResp
+	if code := sv.call(t, "POST", "/v1/alerts", sv.keys["defender"], []byte(body), &out); code != 200 || len(out.Playbooks) != 1 {
+		t.Fatalf("alert: %d %+v", code, out)
+	}
+	id := out.Playbooks[0].Steps[0].ActionID
+	_, sig, _ := strings.Cut(sv.sasURL, "sig=")
+	sig, _, _ = strings.Cut(sig, "&")
+	for _, path := range []string{"/v1/actions/" + id, "/v1/actions?target=" + ns + "/web-1"} {
+		var raw json.RawMessage
+		sv.call(t, "GET", path, sv.keys["admin"], nil, &raw)
+		if strings.Contains(string(raw), sig) || !strings.Contains(string(raw), "REDACTED") {
+			t.Fatalf("GET %s shows the SAS signature: %s", path, raw)
+		}
+	}
+	// The approval still runs it with the real token.
+	var ap struct{ Action struct{ ID, Status string } }
+	if code := sv.call(t, "POST", "/v1/actions/"+id+"/approve", sv.keys["admin"], nil, &ap); code != 200 || ap.Action.Status != "succeeded" {
+		t.Fatalf("approve: %d %+v", code, ap)
+	}
+	verifyEvidence(t, sv, ap.Action.ID)
+}
+
+// The databases and the signing key are for kdfir's user only.
+func TestDataFilesPrivate(t *testing.T) {
+	sv := kdfir(t)
+	entries, err := os.ReadDir(sv.dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	for _, e := range entries {
+		fi, err := e.Info()
+		if err != nil || fi.IsDir() {
+			continue
+		}
+		if m := fi.Mode().Perm(); m&0o077 != 0 && !strings.HasSuffix(e.Name(), ".pub") && !strings.HasSuffix(e.Name(), ".pem.pub") {
+			t.Errorf("%s has mode %04o", e.Name(), m)
+		}
+		switch e.Name() {
+		case "journal.db", "alerts.db", "events.duckdb", evidence.KeyFile:
+			seen++
+		}
+	}
+	if seen != 4 {
+		t.Fatalf("found %d of the 4 data files in %s", seen, sv.dataDir)
+	}
+}
+
+// Guessing keys is rate-limited: a flood of bad keys gets 429, and the
+// limit lifts again.
+func TestBadKeyFloodIsLimited(t *testing.T) {
+	sv := kdfir(t)
+	limited := 0
+	for range 200 {
+		if sv.call(t, "GET", "/v1/alerts", "kdfir_guess", nil, nil) == http.StatusTooManyRequests {
+			limited++
+		}
+	}
+	if limited < 150 {
+		t.Fatalf("%d of 200 bad-key requests limited", limited)
+	}
+	// A valid key is not held back by others' failures.
+	if code := sv.call(t, "GET", "/v1/alerts", sv.keys["admin"], nil, nil); code != 200 {
+		t.Fatalf("valid key after the flood: %d", code)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for sv.call(t, "GET", "/v1/alerts", "kdfir_guess", nil, nil) != http.StatusUnauthorized {
+		if time.Now().After(deadline) {
+			t.Fatal("the limit did not lift")
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// /readyz reports the stores and every cluster: an unreachable cluster
+// that is not the default is listed, and kdfir stays ready.
+func TestReadyzReportsComponents(t *testing.T) {
+	sv := kdfir(t)
+	resp, err := sv.client.Get(sv.url + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	body := string(b)
+	for _, want := range []string{"journal: ok", "alerts: ok", "events: ok", "cluster testenv: ok", "cluster down: unreachable"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/readyz lacks %q:\n%s", want, body)
+		}
+	}
+	if resp.StatusCode != 200 {
+		t.Fatalf("/readyz: %d\n%s", resp.StatusCode, body)
+	}
+}
