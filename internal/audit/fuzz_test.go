@@ -4,23 +4,43 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/kdfir/kdfir/internal/audit"
 	"github.com/kdfir/kdfir/internal/audit/audittest"
+	"github.com/kdfir/kdfir/internal/audit/gen"
 )
 
-// seeds adds the fixtures and one input of every shape to a fuzz corpus.
+// seeds adds one input of every shape, generated real-shaped events at
+// every level, and the third-party fixtures when they are there: the
+// fuzzers never skip for want of shared/data.
 func seeds(f *testing.F) {
-	for _, dir := range []string{"falco-k8s-audit", "panther-k8s-audit"} {
-		for _, p := range audittest.Files(f, dir) {
-			b, err := os.ReadFile(p)
-			if err != nil {
-				f.Fatal(err)
+	if dir, ok := audittest.FindDataDir(); ok {
+		for _, sub := range []string{"falco-k8s-audit", "panther-k8s-audit"} {
+			files, _ := filepath.Glob(filepath.Join(dir, sub, "*.json"))
+			for _, p := range files {
+				b, err := os.ReadFile(p)
+				if err != nil {
+					f.Fatal(err)
+				}
+				f.Add(b)
 			}
-			f.Add(b)
+		}
+	}
+	for i, level := range []string{"Metadata", "Request", "RequestResponse"} {
+		g := gen.New(uint64(i+1), gen.Options{Level: level})
+		var buf bytes.Buffer
+		if err := g.WriteJSONL(&buf, 40); err != nil {
+			f.Fatal(err)
+		}
+		f.Add(buf.Bytes())
+		for line := range bytes.SplitSeq(buf.Bytes(), []byte("\n")) {
+			if len(line) > 0 {
+				f.Add(append([]byte(nil), line...))
+			}
 		}
 	}
 	logString, _ := json.Marshal(ev1)
