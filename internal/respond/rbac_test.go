@@ -3,14 +3,12 @@ package respond_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	admissionv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -19,57 +17,21 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/yaml"
 
 	"github.com/kdfir/kdfir/internal/respond"
 	"github.com/kdfir/kdfir/internal/testenv"
 )
 
-// shipped is deploy/rbac.yaml: its ClusterRoles by name, and its
-// admission policy and binding.
-type shipped struct {
-	roles   map[string]*rbacv1.ClusterRole
-	policy  *admissionv1.ValidatingAdmissionPolicy
-	binding *admissionv1.ValidatingAdmissionPolicyBinding
-}
-
-func loadShipped(t testing.TB) shipped {
+func loadShipped(t testing.TB) *testenv.Shipped {
 	t.Helper()
-	b, err := os.ReadFile("../../deploy/rbac.yaml")
+	sh, err := testenv.LoadShipped("../../deploy/rbac.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := shipped{roles: map[string]*rbacv1.ClusterRole{}}
-	for _, doc := range strings.Split(string(b), "\n---\n") {
-		var meta metav1.TypeMeta
-		if err := yaml.Unmarshal([]byte(doc), &meta); err != nil {
-			t.Fatalf("deploy/rbac.yaml: %v", err)
-		}
-		switch meta.Kind {
-		case "ClusterRole":
-			var r rbacv1.ClusterRole
-			if err := yaml.UnmarshalStrict([]byte(doc), &r); err != nil {
-				t.Fatalf("deploy/rbac.yaml: %v", err)
-			}
-			out.roles[r.Name] = &r
-		case "ValidatingAdmissionPolicy":
-			out.policy = &admissionv1.ValidatingAdmissionPolicy{}
-			if err := yaml.UnmarshalStrict([]byte(doc), out.policy); err != nil {
-				t.Fatalf("deploy/rbac.yaml: %v", err)
-			}
-		case "ValidatingAdmissionPolicyBinding":
-			out.binding = &admissionv1.ValidatingAdmissionPolicyBinding{}
-			if err := yaml.UnmarshalStrict([]byte(doc), out.binding); err != nil {
-				t.Fatalf("deploy/rbac.yaml: %v", err)
-			}
-		default:
-			t.Fatalf("deploy/rbac.yaml: unexpected %q", meta.Kind)
-		}
+	if len(sh.Policies) != 1 || len(sh.Bindings) != 1 {
+		t.Fatalf("deploy/rbac.yaml: %d admission policies and %d bindings, want 1 and 1", len(sh.Policies), len(sh.Bindings))
 	}
-	if out.policy == nil || out.binding == nil {
-		t.Fatal("deploy/rbac.yaml: no admission policy and binding")
-	}
-	return out
+	return sh
 }
 
 // grants flattens rules to "group resource verb" lines.
@@ -104,11 +66,11 @@ func TestRBACFileMatchesActions(t *testing.T) {
 		}
 		declared[info.Role] = append(declared[info.Role], info.Rules...)
 	}
-	if len(declared) != len(sh.roles) {
-		t.Errorf("actions name %d roles, deploy/rbac.yaml holds %d", len(declared), len(sh.roles))
+	if len(declared) != len(sh.Roles) {
+		t.Errorf("actions name %d roles, deploy/rbac.yaml holds %d", len(declared), len(sh.Roles))
 	}
 	for name, rules := range declared {
-		role, ok := sh.roles[name]
+		role, ok := sh.Roles[name]
 		if !ok {
 			t.Errorf("deploy/rbac.yaml has no ClusterRole %s", name)
 			continue
@@ -128,18 +90,14 @@ func TestActionsAsLeastPrivilegeUser(t *testing.T) {
 	env := testenv.Get(t)
 	sh := loadShipped(t)
 	var names []string
-	for name, role := range sh.roles {
+	for name := range sh.Roles {
 		names = append(names, name)
-		if _, err := env.Client.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-			t.Fatal(err)
-		}
 	}
 	ns := env.Namespace(t)
-	user, err := env.NewUser(ctx, ns, "responder", names...)
+	user, err := env.ShippedUser(ctx, sh, ns, "responder", names...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	applyPolicyFor(ctx, t, env, sh, user.Name)
 	f := newFixture(t, withConfig(user.Config), withExec(respond.ExecPolicy{Enabled: true, AllowAny: true}))
 
 	// A ReplicaSet's pod behind a Service, for --detach.
@@ -259,7 +217,7 @@ func TestActionsAsLeastPrivilegeUser(t *testing.T) {
 	otherPaths := map[string]bool{
 		`"" pods/exec create`: true, `"apps" statefulsets get`: true, `"apps" daemonsets get`: true, `"batch" jobs get`: true,
 	}
-	for name, role := range sh.roles {
+	for name, role := range sh.Roles {
 		for _, g := range grants(role.Rules) {
 			if !used[g] && !otherPaths[g] {
 				t.Errorf("%s grants %s, which no action used", name, g)
@@ -272,14 +230,8 @@ func TestActionsAsLeastPrivilegeUser(t *testing.T) {
 func TestRolesAreSeparate(t *testing.T) {
 	ctx := context.Background()
 	env := testenv.Get(t)
-	sh := loadShipped(t)
-	for _, role := range sh.roles {
-		if _, err := env.Client.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-			t.Fatal(err)
-		}
-	}
 	ns := env.Namespace(t)
-	user, err := env.NewUser(ctx, ns, "isolator", respond.RoleIsolate)
+	user, err := env.ShippedUser(ctx, loadShipped(t), ns, "isolator", respond.RoleIsolate)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -296,42 +248,4 @@ func TestRolesAreSeparate(t *testing.T) {
 	if _, err := f.runner.Run(ctx, respond.Request{Action: "cordon-node", Target: env.Node}); err == nil || !strings.Contains(err.Error(), "forbidden") {
 		t.Fatalf("cordon as kdfir-isolate: %v, want forbidden", err)
 	}
-}
-
-// applyPolicyFor installs the shipped admission policy for username (the
-// test's stand-in for kdfir's ServiceAccount) and waits until it is in
-// force.
-func applyPolicyFor(ctx context.Context, t *testing.T, env *testenv.Env, sh shipped, username string) {
-	t.Helper()
-	pol := sh.policy.DeepCopy()
-	pol.Name += "-" + strings.ReplaceAll(strings.TrimPrefix(username, "system:serviceaccount:"), ":", "-")
-	pol.Spec.MatchConditions[0].Expression = fmt.Sprintf("request.userInfo.username == %q", username)
-	bind := sh.binding.DeepCopy()
-	bind.Name, bind.Spec.PolicyName = pol.Name, pol.Name
-	adm := env.Client.AdmissionregistrationV1()
-	if _, err := adm.ValidatingAdmissionPolicies().Create(ctx, pol, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("admission policy: %v", err)
-	}
-	if _, err := adm.ValidatingAdmissionPolicyBindings().Create(ctx, bind, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("admission policy binding: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = adm.ValidatingAdmissionPolicyBindings().Delete(context.Background(), bind.Name, metav1.DeleteOptions{})
-		_ = adm.ValidatingAdmissionPolicies().Delete(context.Background(), pol.Name, metav1.DeleteOptions{})
-	})
-	// The policy takes effect asynchronously: wait until its type check
-	// ran, then a little for the admission plugin's informer.
-	eventually(t, 30*time.Second, "the admission policy is checked", func() (bool, error) {
-		p, err := adm.ValidatingAdmissionPolicies().Get(ctx, pol.Name, metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		if p.Status.TypeChecking != nil {
-			for _, w := range p.Status.TypeChecking.ExpressionWarnings {
-				return false, fmt.Errorf("policy expression %s: %s", w.FieldRef, w.Warning)
-			}
-		}
-		return p.Status.ObservedGeneration == p.Generation, nil
-	})
-	time.Sleep(2 * time.Second)
 }
