@@ -47,6 +47,7 @@ func init() {
 	registerDynamicFuncs()
 	registerMathFuncs()
 	registerCompatFuncs()
+	registerSeriesFuncs()
 }
 
 func register(name string, min, max int, b builder) {

@@ -37,6 +37,8 @@ func (r *runner) apply(rel *relation, b boundOp) (*relation, error) {
 		return r.mvExpand(rel, op, e)
 	case *syntax.MvApply:
 		return r.mvApply(rel, op, e)
+	case *syntax.MakeSeries:
+		return r.makeSeries(rel, op, e)
 	case *syntax.TopNested:
 		return r.topNested(rel, op, e)
 	case *syntax.Evaluate:

@@ -203,6 +203,12 @@ var evaluatorByDesign = map[string]string{
 	"fn_window_prev_next":         "window functions follow the evaluator's stable order",
 	"fn_window_restart":           "window functions follow the evaluator's stable order",
 	"fn_window_serialize_project": "window functions follow the evaluator's stable order",
+	"op_top_nested":               "top-nested aggregates within each kept value",
+	"op_top_nested_asc":           "top-nested aggregates within each kept value",
+	"op_make_series":              "make-series builds arrays over bins",
+	"op_make_series_bounds":       "make-series builds arrays over bins",
+	"op_make_series_empty":        "make-series builds arrays over bins",
+	"fn_series_peak":              "make-series builds arrays over bins",
 }
 
 // TestGoldenBothPaths runs every golden query of the evaluator compiled

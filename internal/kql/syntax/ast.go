@@ -53,6 +53,25 @@ type FuncCall struct {
 	Args    []Expr
 }
 
+// MakeSeries is "make-series [kind=nonempty] Aggs on Axis [from F] [to T]
+// step S [by Keys]": per group, each aggregate as an array over the bins
+// of Axis, and the bins' starts as an array named after Axis.
+type MakeSeries struct {
+	OpPos    Pos
+	Aggs     []SeriesAgg
+	Axis     Expr
+	From, To Expr // nil when not given
+	Step     Expr
+	By       []Assign
+	NonEmpty bool
+}
+
+// SeriesAgg is one "[Name =] Agg [default = Value]" of make-series.
+type SeriesAgg struct {
+	Assign
+	Default Expr // nil: 0
+}
+
 // TopNested is "top-nested [N] of Expr by Agg [asc|desc], top-nested ...":
 // the top N values of each level's expression by its aggregate, within
 // each value kept by the level before.
@@ -506,6 +525,7 @@ func (o *MvApply) Pos() Pos        { return o.OpPos }
 func (o *Invoke) Pos() Pos         { return o.OpPos }
 func (o *Evaluate) Pos() Pos       { return o.OpPos }
 func (o *TopNested) Pos() Pos      { return o.OpPos }
+func (o *MakeSeries) Pos() Pos     { return o.OpPos }
 func (o *Union) Pos() Pos          { return o.OpPos }
 func (o *ParseOp) Pos() Pos        { return o.OpPos }
 func (o *As) Pos() Pos             { return o.OpPos }
@@ -532,6 +552,7 @@ func (*MvApply) operatorNode()        {}
 func (*Invoke) operatorNode()         {}
 func (*Evaluate) operatorNode()       {}
 func (*TopNested) operatorNode()      {}
+func (*MakeSeries) operatorNode()     {}
 func (*Union) operatorNode()          {}
 func (*ParseOp) operatorNode()        {}
 func (*As) operatorNode()             {}

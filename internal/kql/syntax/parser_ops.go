@@ -28,8 +28,7 @@ func (p *parser) parseOperatorRecover() (op Operator) {
 }
 
 var unsupportedOps = map[string]bool{
-	"make-series": true, "top-hitters": true,
-	"fork": true, "facet": true,
+	"top-hitters": true, "fork": true, "facet": true,
 	"partition": true, "scan": true, "search": true, "find": true, "sample-distinct": true,
 	"reduce": true, "parse-kv": true, "consume": true, "externaldata": true,
 	"as-of": true, "graph-match": true, "make-graph": true,
@@ -61,6 +60,8 @@ func (p *parser) parseOperator() Operator {
 		return p.parseMvExpand(pos)
 	case "mv-apply":
 		return p.parseMvApply(pos)
+	case "make-series":
+		return p.parseMakeSeries(pos)
 	case "top-nested":
 		return p.parseTopNested(pos)
 	case "evaluate":
@@ -285,6 +286,49 @@ func (p *parser) parseMvExpand(pos Pos) Operator {
 		m.Limit = p.parseExpr()
 	}
 	return m
+}
+
+func (p *parser) parseMakeSeries(pos Pos) Operator {
+	ms := &MakeSeries{OpPos: pos}
+	for p.isIdent("kind") && p.peekN(1).isPunct("=") {
+		p.next()
+		p.next()
+		vt := p.tok()
+		if v := p.paramValue(); v != "nonempty" {
+			p.fail(vt.Pos, "make-series kind must be nonempty, not %q", v)
+		}
+		ms.NonEmpty = true
+	}
+	p.skipHints()
+	for {
+		a := SeriesAgg{Assign: p.parseAssign()}
+		if p.isIdent("default") && p.peekN(1).isPunct("=") {
+			p.next()
+			p.next()
+			a.Default = p.parseExpr()
+		}
+		ms.Aggs = append(ms.Aggs, a)
+		if !p.acceptPunct(",") {
+			break
+		}
+	}
+	p.expectKeyword("on")
+	ms.Axis = p.parseExpr()
+	if p.isIdent("in") {
+		p.fail(p.tok().Pos, "make-series ... in range() is not supported: use from, to and step")
+	}
+	if p.acceptIdent("from") {
+		ms.From = p.parseExpr()
+	}
+	if p.acceptIdent("to") {
+		ms.To = p.parseExpr()
+	}
+	p.expectKeyword("step")
+	ms.Step = p.parseExpr()
+	if p.acceptIdent("by") {
+		ms.By = p.parseAssigns()
+	}
+	return ms
 }
 
 func (p *parser) parseTopNested(pos Pos) Operator {
