@@ -37,6 +37,8 @@ func (r *runner) apply(rel *relation, b boundOp) (*relation, error) {
 		return r.mvExpand(rel, op, e)
 	case *syntax.MvApply:
 		return r.mvApply(rel, op, e)
+	case *syntax.Search:
+		return r.search(rel, op)
 	case *syntax.MakeSeries:
 		return r.makeSeries(rel, op, e)
 	case *syntax.TopNested:

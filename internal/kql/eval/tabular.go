@@ -58,6 +58,8 @@ func (r *runner) evalTabular(t syntax.Tabular, e *env) (*relation, error) {
 		rel, err = r.print(b, benv)
 	case *syntax.Range:
 		rel, err = r.rangeTable(b, benv)
+	case *syntax.SearchSource:
+		rel, err = r.searchSource(b, benv)
 	case *syntax.FuncCall:
 		rel, err = r.udfTable(b.NamePos, b.Name, b.Args, nil, benv)
 	case nil:

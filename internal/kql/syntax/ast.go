@@ -53,6 +53,23 @@ type FuncCall struct {
 	Args    []Expr
 }
 
+// Search is "search [kind=case_sensitive] "term"" after a pipe: the rows
+// where some column has the term ("term*", "*term" and "*term*" match a
+// prefix, a suffix or a substring of a word).
+type Search struct {
+	OpPos         Pos
+	Term          string
+	CaseSensitive bool
+}
+
+// SearchSource is "search [kind=...] in (T1, T2, ...) "term"": the rows
+// of the tables that have the term, with the table's name in $table.
+type SearchSource struct {
+	SPos   Pos
+	Tables []Tabular
+	Search *Search
+}
+
 // MakeSeries is "make-series [kind=nonempty] Aggs on Axis [from F] [to T]
 // step S [by Keys]": per group, each aggregate as an array over the bins
 // of Axis, and the bins' starts as an array named after Axis.
@@ -281,21 +298,23 @@ type Range struct {
 	From, To, Step Expr
 }
 
-func (t *TableRef) Pos() Pos    { return t.NamePos }
-func (t *FuncCall) Pos() Pos    { return t.NamePos }
-func (t *Pipeline) Pos() Pos    { return t.Source.Pos() }
-func (t *UnionSource) Pos() Pos { return t.UPos }
-func (t *Datatable) Pos() Pos   { return t.DPos }
-func (t *Print) Pos() Pos       { return t.PPos }
-func (t *Range) Pos() Pos       { return t.RPos }
+func (t *TableRef) Pos() Pos     { return t.NamePos }
+func (t *FuncCall) Pos() Pos     { return t.NamePos }
+func (t *SearchSource) Pos() Pos { return t.SPos }
+func (t *Pipeline) Pos() Pos     { return t.Source.Pos() }
+func (t *UnionSource) Pos() Pos  { return t.UPos }
+func (t *Datatable) Pos() Pos    { return t.DPos }
+func (t *Print) Pos() Pos        { return t.PPos }
+func (t *Range) Pos() Pos        { return t.RPos }
 
-func (*TableRef) tabularNode()    {}
-func (*FuncCall) tabularNode()    {}
-func (*Pipeline) tabularNode()    {}
-func (*UnionSource) tabularNode() {}
-func (*Datatable) tabularNode()   {}
-func (*Print) tabularNode()       {}
-func (*Range) tabularNode()       {}
+func (*TableRef) tabularNode()     {}
+func (*FuncCall) tabularNode()     {}
+func (*SearchSource) tabularNode() {}
+func (*Pipeline) tabularNode()     {}
+func (*UnionSource) tabularNode()  {}
+func (*Datatable) tabularNode()    {}
+func (*Print) tabularNode()        {}
+func (*Range) tabularNode()        {}
 
 // ---------------------------------------------------------------------------
 // Tabular operators.
@@ -526,6 +545,7 @@ func (o *Invoke) Pos() Pos         { return o.OpPos }
 func (o *Evaluate) Pos() Pos       { return o.OpPos }
 func (o *TopNested) Pos() Pos      { return o.OpPos }
 func (o *MakeSeries) Pos() Pos     { return o.OpPos }
+func (o *Search) Pos() Pos         { return o.OpPos }
 func (o *Union) Pos() Pos          { return o.OpPos }
 func (o *ParseOp) Pos() Pos        { return o.OpPos }
 func (o *As) Pos() Pos             { return o.OpPos }
@@ -553,6 +573,7 @@ func (*Invoke) operatorNode()         {}
 func (*Evaluate) operatorNode()       {}
 func (*TopNested) operatorNode()      {}
 func (*MakeSeries) operatorNode()     {}
+func (*Search) operatorNode()         {}
 func (*Union) operatorNode()          {}
 func (*ParseOp) operatorNode()        {}
 func (*As) operatorNode()             {}

@@ -510,8 +510,27 @@ func (p *parser) parseSource() Tabular {
 				p.next()
 				return &TableRef{NamePos: name.Pos, Name: name.Str}
 			}
-		case "find", "search", "evaluate", "externaldata", "cluster", "database":
-			if next.isPunct("(") || t.Text == "find" || t.Text == "search" || t.Text == "evaluate" {
+		case "search":
+			p.next()
+			srch := p.parseSearchTerm(t.Pos)
+			if !p.acceptIdent("in") {
+				p.fail(t.Pos, "name the tables to search: search in (T1, T2) \"term\"")
+			}
+			p.expectPunct("(")
+			src := &SearchSource{SPos: t.Pos, Search: srch}
+			for {
+				name, npos := p.expectName("a table")
+				src.Tables = append(src.Tables, &TableRef{NamePos: npos, Name: name})
+				if !p.acceptPunct(",") {
+					break
+				}
+			}
+			p.expectPunct(")")
+			term := p.parseSearchTerm(t.Pos)
+			srch.Term = term.Term
+			return src
+		case "find", "evaluate", "externaldata", "cluster", "database":
+			if next.isPunct("(") || t.Text == "find" || t.Text == "evaluate" {
 				p.fail(t.Pos, "%s is not supported", t.Text)
 			}
 		}

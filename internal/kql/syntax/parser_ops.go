@@ -29,7 +29,7 @@ func (p *parser) parseOperatorRecover() (op Operator) {
 
 var unsupportedOps = map[string]bool{
 	"top-hitters": true, "fork": true, "facet": true,
-	"partition": true, "scan": true, "search": true, "find": true, "sample-distinct": true,
+	"partition": true, "scan": true, "find": true, "sample-distinct": true,
 	"reduce": true, "parse-kv": true, "consume": true, "externaldata": true,
 	"as-of": true, "graph-match": true, "make-graph": true,
 }
@@ -60,6 +60,8 @@ func (p *parser) parseOperator() Operator {
 		return p.parseMvExpand(pos)
 	case "mv-apply":
 		return p.parseMvApply(pos)
+	case "search":
+		return p.parseSearchTerm(pos)
 	case "make-series":
 		return p.parseMakeSeries(pos)
 	case "top-nested":
@@ -286,6 +288,36 @@ func (p *parser) parseMvExpand(pos Pos) Operator {
 		m.Limit = p.parseExpr()
 	}
 	return m
+}
+
+// parseSearchTerm parses "[kind=...] "term"" after search.
+func (p *parser) parseSearchTerm(pos Pos) *Search {
+	s := &Search{OpPos: pos}
+	for p.isIdent("kind") && p.peekN(1).isPunct("=") {
+		p.next()
+		p.next()
+		vt := p.tok()
+		switch v := p.paramValue(); v {
+		case "case_sensitive":
+			s.CaseSensitive = true
+		case "case_insensitive":
+		default:
+			p.fail(vt.Pos, "search kind must be case_sensitive or case_insensitive, not %q", v)
+		}
+	}
+	if p.isIdent("in") {
+		return s // the caller reads the tables
+	}
+	t := p.tok()
+	if t.Kind != tokString {
+		p.fail(t.Pos, "only search \"term\" is supported (not column predicates or expressions)")
+	}
+	p.next()
+	s.Term = t.Str
+	if strings.Trim(s.Term, "*") == "" {
+		p.fail(t.Pos, "search needs a term")
+	}
+	return s
 }
 
 func (p *parser) parseMakeSeries(pos Pos) Operator {
