@@ -42,6 +42,11 @@ type isolatePodRecord struct {
 	IsolatePodParams
 	// Policy is the namespace's deny-all policy for Label.
 	Policy string `json:"policy"`
+	// Selector is the labels the pod gets and the policy selects: Label,
+	// and kdfir's own label beside any other, so that a label the user
+	// chose (app=web) never selects pods kdfir did not isolate. Entries
+	// journaled before it existed select Label alone.
+	Selector map[string]string `json:"selector,omitempty"`
 	// DetachLabels are the label keys --detach removes, found by Plan.
 	DetachLabels []string `json:"detachLabels,omitempty"`
 }
@@ -96,7 +101,11 @@ func (IsolatePod) Validate(target string, params json.RawMessage) (json.RawMessa
 		}
 		policy = p.Policy
 	}
-	return mustJSON(isolatePodRecord{IsolatePodParams: p, Policy: policy}), nil
+	sel := map[string]string{key: value, QuarantineKey: QuarantineValue}
+	if key == QuarantineKey {
+		sel = map[string]string{key: value}
+	}
+	return mustJSON(isolatePodRecord{IsolatePodParams: p, Policy: policy, Selector: sel}), nil
 }
 
 func podObject(ns, name string) journal.Object {
@@ -125,13 +134,21 @@ func decodeIsolatePod(e *journal.Entry) (*isolatePodOp, error) {
 	return op, nil
 }
 
-func (op *isolatePodOp) selector() map[string]string { return map[string]string{op.key: op.value} }
+func (op *isolatePodOp) selector() map[string]string {
+	if len(op.rec.Selector) > 0 {
+		return op.rec.Selector
+	}
+	return map[string]string{op.key: op.value}
+}
 
 // edits are the labels and annotations isolation sets on a pod that was
 // in state pod: the quarantine label; the detach labels removed; and,
 // when it adds the quarantine label, the action id.
 func (op *isolatePodOp) edits(pod *corev1.Pod, id string) []metaEdit {
-	want := map[string]*string{op.key: ptr(op.value)}
+	want := map[string]*string{}
+	for k, v := range op.selector() {
+		want[k] = ptr(v)
+	}
 	for _, k := range op.rec.DetachLabels {
 		if k != op.key {
 			want[k] = nil

@@ -99,7 +99,17 @@ func TestIsolatePodThenRevertRestoresPod(t *testing.T) {
 			if tt.wantPolicy != "" && pol.Name != tt.wantPolicy {
 				t.Fatalf("policy name %q, want %q", pol.Name, tt.wantPolicy)
 			}
-			assertDenyAll(t, pol, map[string]string{key: value})
+			// A label of the user's own gets kdfir's beside it, and the
+			// policy selects both: it never selects pods kdfir did not
+			// isolate.
+			wantSel := map[string]string{key: value}
+			if key != respond.QuarantineKey {
+				wantSel[respond.QuarantineKey] = respond.QuarantineValue
+				if pod.Labels[respond.QuarantineKey] != respond.QuarantineValue {
+					t.Fatalf("pod lacks kdfir's own label beside %s: %v", tt.wantLabel, pod.Labels)
+				}
+			}
+			assertDenyAll(t, pol, wantSel)
 			if !selects(t, pol, pod) {
 				t.Fatal("policy does not select the quarantined pod")
 			}
@@ -442,5 +452,29 @@ func TestReleaseRacingIsolation(t *testing.T) {
 			t.Fatalf("round %d: pod %s is quarantined but no policy covers it", round, free)
 		}
 		quarantined, free = free, quarantined
+	}
+}
+
+// Isolating one pod with a label its siblings share (app=web) quarantines
+// that pod only: the policy also selects kdfir's own label.
+func TestIsolatePodWithSharedLabelSelectsOnlyThatPod(t *testing.T) {
+	f := newFixture(t)
+	env := f.env
+	ns := env.Namespace(t)
+	createPod(t, env, ns, "web-1", map[string]string{"app": "web"})
+	createPod(t, env, ns, "web-2", map[string]string{"app": "web"})
+	res := f.run(t, respond.Request{Action: "isolate-pod", Target: target(ns, "web-1"), Params: respond.IsolatePodParams{Label: "app=web"}})
+	if res.Status != respond.StatusSucceeded {
+		t.Fatalf("isolate = %+v", res)
+	}
+	pols, err := env.Client.NetworkingV1().NetworkPolicies(ns).List(context.Background(), metav1.ListOptions{})
+	if err != nil || len(pols.Items) != 1 {
+		t.Fatalf("policies = %v, %v", pols, err)
+	}
+	if !selects(t, &pols.Items[0], getPod(t, env, ns, "web-1")) {
+		t.Fatal("the policy does not select the isolated pod")
+	}
+	if selects(t, &pols.Items[0], getPod(t, env, ns, "web-2")) {
+		t.Fatal("the policy selects a sibling that was not isolated")
 	}
 }

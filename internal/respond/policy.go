@@ -73,7 +73,14 @@ func checkDenyAll(p *networkingv1.NetworkPolicy, selector map[string]string, for
 	for _, t := range p.Spec.PolicyTypes {
 		types[t] = true
 	}
-	ok := (foreignOK || managedByKdfir(p)) && len(sel.MatchExpressions) == 0 && maps.Equal(sel.MatchLabels, selector) &&
+	// kdfir's own policy selects exactly those pods; one the caller named
+	// may select more (a subset of the labels), as long as it denies them
+	// all traffic.
+	sameOrWider := maps.Equal(sel.MatchLabels, selector)
+	if foreignOK && !managedByKdfir(p) {
+		sameOrWider = len(sel.MatchLabels) > 0 && labels.SelectorFromSet(sel.MatchLabels).Matches(labels.Set(selector))
+	}
+	ok := (foreignOK || managedByKdfir(p)) && len(sel.MatchExpressions) == 0 && sameOrWider &&
 		len(p.Spec.Ingress) == 0 && len(p.Spec.Egress) == 0 &&
 		len(types) == 2 && types[networkingv1.PolicyTypeIngress] && types[networkingv1.PolicyTypeEgress]
 	if !ok {
