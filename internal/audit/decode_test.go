@@ -354,3 +354,19 @@ func TestDecodeCloudWatchTagging(t *testing.T) {
 		t.Errorf("%+v", e)
 	}
 }
+
+func TestDecodeGKEFailures(t *testing.T) {
+	for in, want := range map[string]int64{
+		`{"timestamp":"2025-05-01T10:00:00Z","protoPayload":{"methodName":"io.k8s.core.v1.pods.create","status":{}}}`:                                      200,
+		`{"timestamp":"2025-05-01T10:00:00Z","protoPayload":{"methodName":"io.k8s.core.v1.pods.create","status":{"code":6}}}`:                              409,
+		`{"timestamp":"2025-05-01T10:00:00Z","protoPayload":{"methodName":"io.k8s.core.v1.pods.create","authorizationInfo":[{"granted":false}]}}`:          403,
+		`{"timestamp":"2025-05-01T10:00:00Z","protoPayload":{"methodName":"io.k8s.core.v1.pods.create","response":{"status":"Failure"}}}`:                  400,
+		`{"timestamp":"2025-05-01T10:00:00Z","protoPayload":{"methodName":"io.k8s.core.v1.pods.create","response":{"status":"Failure","code":422}}}`:       422,
+		`{"timestamp":"2025-05-01T10:00:00Z","protoPayload":{"methodName":"io.k8s.core.v1.pods.create","response":{"kind":"Pod","status":{"phase":"x"}}}}`: 200,
+	} {
+		evs, st := decodeString(t, in, audit.Options{})
+		if len(evs) != 1 || evs[0].Code != want {
+			t.Errorf("%s: %+v %+v, want code %d", in, evs, st, want)
+		}
+	}
+}

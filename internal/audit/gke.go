@@ -159,7 +159,11 @@ func fromGKE(entry []byte) (converted, error) {
 	if len(ref) > 0 {
 		put("objectRef", ref)
 	}
-	put("responseStatus", gkeStatus(p.Status))
+	denied := false
+	for _, a := range p.AuthorizationInfo {
+		denied = denied || (a.Granted != nil && !*a.Granted)
+	}
+	put("responseStatus", gkeStatus(p.Status, p.Response, denied))
 	if len(p.Request) > 0 && jsonKind(p.Request) != 'z' {
 		w.member("requestObject", compact(p.Request))
 	}
@@ -314,8 +318,10 @@ var grpcHTTP = map[int]int{
 }
 
 // gkeStatus maps a google.rpc.Status to a responseStatus. An absent or
-// empty status is success: proto3 leaves out a zero (OK) code.
-func gkeStatus(raw []byte) map[string]any {
+// empty status is success (proto3 leaves out a zero, OK, code), unless
+// authorization was not granted (403) or the response is a Kubernetes
+// Status of kind Failure (its code, else 400).
+func gkeStatus(raw, response []byte, denied bool) map[string]any {
 	var st struct {
 		Code    int    `json:"code"`
 		Message string `json:"message"`
@@ -326,6 +332,25 @@ func gkeStatus(raw []byte) map[string]any {
 	code, ok := grpcHTTP[st.Code]
 	if !ok {
 		code = 500
+	}
+	var resp struct {
+		Status  string `json:"status"`
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+	}
+	if jsonKind(response) == 'o' {
+		_ = json.Unmarshal(response, &resp)
+	}
+	switch {
+	case code != 200:
+	case resp.Status == "Failure":
+		code = 400
+		if resp.Code >= 300 && resp.Code < 600 {
+			code = resp.Code
+		}
+		st.Message = resp.Message
+	case denied:
+		code = 403
 	}
 	out := map[string]any{"metadata": map[string]any{}, "code": code}
 	if code >= 300 {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 
 	"github.com/kdfir/kdfir/internal/audit"
 	"github.com/kdfir/kdfir/internal/detect"
+	"github.com/kdfir/kdfir/internal/sigma"
 )
 
 func newRulesCmd(g *Globals) *cobra.Command {
@@ -140,6 +142,7 @@ func newRulesCmd(g *Globals) *cobra.Command {
 			})
 		},
 	}
+	cmd.AddCommand(newRulesImportCmd(g))
 	test.Flags().StringVar(&data, "data", "", "audit events (any format kdfir ingest reads)")
 	test.Flags().StringVar(&assumeTime, "assume-time", "now", "time of events that carry none (RFC 3339, now, or empty to reject them)")
 	cmd.AddCommand(test)
@@ -151,4 +154,52 @@ func orDash(v any) any {
 		return "-"
 	}
 	return v
+}
+
+func newRulesImportCmd(g *Globals) *cobra.Command {
+	imp := &cobra.Command{Use: "import", Short: "Translate rules of other formats into kdfir rules", Args: cobra.NoArgs}
+	var out string
+	sg := &cobra.Command{
+		Use:   "sigma FILE|DIR...",
+		Short: "Translate Sigma rules for Kubernetes audit logs (logsource product: kubernetes, service: audit) into kdfir rules",
+		Long: "Translate Sigma rules into kdfir rules (KQL over KubeAudit). Supported modifiers: " + strings.Join(sigma.Modifiers, ", ") +
+			". A rule that uses anything else is refused with one line; the others are still written.",
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			rules, errs := sigma.ConvertPaths(args)
+			var valid []*sigma.Rule
+			for _, r := range rules {
+				if _, err := detect.Parse(r.FileName(), r.YAML, nil); err != nil {
+					errs = append(errs, fmt.Errorf("translated rule %s: %v", r.ID, strings.SplitN(err.Error(), "\n", 2)[0]))
+					continue
+				}
+				valid = append(valid, r)
+			}
+			for _, r := range valid {
+				if out == "" {
+					fmt.Fprintf(g.Stdout, "---\n%s", r.YAML)
+					continue
+				}
+				if err := os.MkdirAll(out, 0o755); err != nil {
+					return err
+				}
+				if err := os.WriteFile(filepath.Join(out, r.FileName()), r.YAML, 0o644); err != nil {
+					return err
+				}
+			}
+			for _, err := range errs {
+				fmt.Fprintln(g.Stderr, err)
+			}
+			if out != "" {
+				fmt.Fprintf(g.Stderr, "%d rules written to %s, %d refused\n", len(valid), out, len(errs))
+			}
+			if len(errs) > 0 {
+				return fmt.Errorf("%d Sigma rules not imported", len(errs))
+			}
+			return nil
+		},
+	}
+	sg.Flags().StringVar(&out, "out", "", "directory to write the rules to (default: print them)")
+	imp.AddCommand(sg)
+	return imp
 }

@@ -34,7 +34,7 @@ func TestRulesCommands(t *testing.T) {
 		t.Fatalf("validate bad rule: exit %d, stderr %q", code, stderr)
 	}
 	code, out, _ = runCLI(t, "rules", "validate", "../detect/rules")
-	if code != 0 || !strings.Contains(out, "28 rules valid") {
+	if code != 0 || !strings.Contains(out, "54 rules valid") {
 		t.Fatalf("validate pack: exit %d, %q", code, out)
 	}
 
@@ -85,5 +85,21 @@ func TestAlertsEmpty(t *testing.T) {
 	}
 	if code, _, stderr := runCLI(t, "--data-dir", dir, "alerts", "show", "nope"); code != ExitFailure || !strings.Contains(stderr, "no such alert") {
 		t.Fatalf("alerts show unknown: exit %d, %q", code, stderr)
+	}
+}
+
+func TestRulesImportSigma(t *testing.T) {
+	out := t.TempDir()
+	code, _, stderr := runCLI(t, "rules", "import", "sigma", "../sigma/testdata", "--out", out)
+	if code != ExitFailure || !strings.Contains(stderr, "4 rules written") || !strings.Contains(stderr, `modifier "base64offset" is not supported`) {
+		t.Fatalf("import: exit %d, stderr %q", code, stderr)
+	}
+	code, stdout, stderr := runCLI(t, "rules", "validate", out)
+	if code != 0 || !strings.Contains(stdout, "4 rules valid") {
+		t.Fatalf("validate imported: exit %d, %q %q", code, stdout, stderr)
+	}
+	code, stdout, _ = runCLI(t, "rules", "import", "sigma", "../sigma/testdata/ok/exec_shell.yml")
+	if code != 0 || !strings.Contains(stdout, "id: sigma-shell-started-in-a-pod-through-exec") {
+		t.Fatalf("import to stdout: exit %d, %q", code, stdout)
 	}
 }

@@ -251,6 +251,11 @@ func (r *Rule) alertFor(id string, row []any, cols []table.Column, get func([]an
 	if t, ok := row[indexOf(cols, r.timeCol)].(time.Time); ok {
 		a.Time = t
 	}
+	// A Severity column raises (never lowers) the rule's severity for the
+	// rows that deserve it, as the exec rule does for known-bad commands.
+	if sev := get(row, "Severity"); severityRank[sev] > severityRank[a.Severity] {
+		a.Severity = sev
+	}
 	cluster := get(row, "Cluster")
 	for _, m := range r.Entities {
 		ent := alert.Entity{Type: m.Type, Name: get(row, m.Name), Namespace: get(row, m.Namespace), Address: get(row, m.Address)}
@@ -273,6 +278,8 @@ func (r *Rule) alertFor(id string, row []any, cols []table.Column, get func([]an
 	a.Cluster = cluster
 	return a
 }
+
+var severityRank = map[string]int{"informational": 1, "low": 2, "medium": 3, "high": 4, "critical": 5}
 
 func indexOf(cols []table.Column, name string) int {
 	for i, c := range cols {

@@ -316,6 +316,17 @@ func LoadPaths(paths []string, params map[string]string) ([]*Rule, error) {
 		seen[r.ID] = path
 		rules = append(rules, r)
 	}
+	if err := WalkYAML(paths, add); err != nil {
+		errs = append(errs, fmt.Errorf("rules: %w", err))
+	}
+	sort.Slice(rules, func(i, j int) bool { return rules[i].ID < rules[j].ID })
+	return rules, errors.Join(errs...)
+}
+
+// WalkYAML calls fn with the contents of every *.yaml and *.yml file in
+// the files and directories given (recursively), in lexical order.
+func WalkYAML(paths []string, fn func(path string, b []byte)) error {
+	var errs []error
 	for _, p := range paths {
 		err := filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
 			if err != nil {
@@ -328,15 +339,12 @@ func LoadPaths(paths []string, params map[string]string) ([]*Rule, error) {
 			if err != nil {
 				return err
 			}
-			add(path, b)
+			fn(path, b)
 			return nil
 		})
-		if err != nil {
-			errs = append(errs, fmt.Errorf("rules: %w", err))
-		}
+		errs = append(errs, err)
 	}
-	sort.Slice(rules, func(i, j int) bool { return rules[i].ID < rules[j].ID })
-	return rules, errors.Join(errs...)
+	return errors.Join(errs...)
 }
 
 // LoadFS reads rules from an embedded file system (the built-in pack).
