@@ -53,21 +53,7 @@ func auditCorpus(t *testing.T, end time.Time) []audit.Event {
 		}
 		add(b.Bytes(), k)
 	}
-	seen := map[string]bool{}
-	var out []audit.Event
-	for _, e := range all {
-		e.Time = e.Time.Truncate(time.Microsecond) // DuckDB keeps microseconds
-		stage := "\x01"
-		if e.Has(audit.FieldStage) {
-			stage = e.Stage
-		}
-		k := fmt.Sprint(e.Time.UnixMicro(), e.Time.IsZero(), "\x00", e.Cluster, "\x00", store.DedupKey(&e), "\x00", stage)
-		if !seen[k] {
-			seen[k] = true
-			out = append(out, e)
-		}
-	}
-	return out
+	return storable(all)
 }
 
 // orderShows lists the queries whose rows show the element order of

@@ -203,13 +203,7 @@ func dropRightKeys(rel *relation, lw int, ri []int, rightCols []table.Column) *r
 		cols = append(cols, c)
 		keep = append(keep, lw+j)
 	}
-	rows := make([][]any, len(rel.rows))
-	for n, row := range rel.rows {
-		nr := make([]any, len(keep))
-		for k, i := range keep {
-			nr[k] = row[i]
-		}
-		rows[n] = nr
-	}
-	return &relation{cols: cols, rows: rows}
+	out := selectColumns(rel, keep)
+	out.cols = cols
+	return out
 }

@@ -70,15 +70,7 @@ func (r *runner) mvApply(rel *relation, op *syntax.MvApply, e *env) (*relation, 
 		if err != nil {
 			return nil, err
 		}
-		sub := make([][]any, len(exp.rows))
-		for i, er := range exp.rows {
-			sr := make([]any, len(subIdx))
-			for j, k := range subIdx {
-				sr[j] = er[k]
-			}
-			sub[i] = sr
-		}
-		res, err := run(sub)
+		res, err := run(selectColumns(exp, subIdx).rows)
 		if err != nil {
 			return nil, err
 		}

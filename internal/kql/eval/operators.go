@@ -152,12 +152,19 @@ type extendSlot struct {
 // slots and the new columns. Each item sees the columns computed by the
 // items before it; an existing name is replaced in place.
 func (r *runner) compileExtend(cols []table.Column, items []syntax.Assign, e *env) ([]extendSlot, []table.Column, error) {
+	return r.compileExtendIn(cols, items, e, nil)
+}
+
+// compileExtendIn is compileExtend for a window pass at cur (nil for
+// none, where window functions are errors).
+func (r *runner) compileExtendIn(cols []table.Column, items []syntax.Assign, e *env, cur *windowCursor) ([]extendSlot, []table.Column, error) {
 	inputWidth := len(cols)
 	cols = slices.Clone(cols)
 	slots := make([]extendSlot, 0, len(items))
 	for _, it := range items {
 		sc := newScope(r, e, cols)
 		sc.packWidth = inputWidth
+		sc.win = cur
 		c, err := sc.compile(it.Expr)
 		if err != nil {
 			return nil, nil, err

@@ -64,31 +64,9 @@ func (r *runner) windowPass(rel *relation, items []syntax.Assign, e *env) (*rela
 // windowColumns is windowPass that also returns the column of each item.
 func (r *runner) windowColumns(rel *relation, items []syntax.Assign, e *env) (*relation, []int, error) {
 	cur := &windowCursor{in: rel.rows}
-	inputWidth := len(rel.cols)
-	cols := append([]table.Column(nil), rel.cols...)
-	var slots []extendSlot
-	for _, it := range items {
-		sc := newScope(r, e, cols)
-		sc.packWidth = inputWidth
-		sc.win = cur
-		c, err := sc.compile(it.Expr)
-		if err != nil {
-			return nil, nil, err
-		}
-		name := it.Name
-		if name == "" {
-			name = syntax.DefaultName(it.Expr)
-		}
-		if name == "" {
-			name = nextColumnName(cols, "Column")
-		}
-		idx := columnIndex(cols, name)
-		if idx < 0 {
-			idx = len(cols)
-			cols = append(cols, table.Column{Name: name})
-		}
-		cols[idx].Type = colType(c)
-		slots = append(slots, extendSlot{idx: idx, fn: c.fn})
+	slots, cols, err := r.compileExtendIn(rel.cols, items, e, cur)
+	if err != nil {
+		return nil, nil, err
 	}
 	alloc := rowAlloc{width: len(cols)}
 	cur.out = make([][]any, 0, len(rel.rows))
