@@ -91,11 +91,11 @@ func TestAlertsEmpty(t *testing.T) {
 func TestRulesImportSigma(t *testing.T) {
 	out := t.TempDir()
 	code, _, stderr := runCLI(t, "rules", "import", "sigma", "../sigma/testdata", "--out", out)
-	if code != ExitFailure || !strings.Contains(stderr, "4 rules written") || !strings.Contains(stderr, `modifier "base64offset" is not supported`) {
+	if code != ExitFailure || !strings.Contains(stderr, "5 rules written") || !strings.Contains(stderr, `modifier "base64offset" is not supported`) {
 		t.Fatalf("import: exit %d, stderr %q", code, stderr)
 	}
 	code, stdout, stderr := runCLI(t, "rules", "validate", out)
-	if code != 0 || !strings.Contains(stdout, "4 rules valid") {
+	if code != 0 || !strings.Contains(stdout, "5 rules valid") {
 		t.Fatalf("validate imported: exit %d, %q %q", code, stdout, stderr)
 	}
 	code, stdout, _ = runCLI(t, "rules", "import", "sigma", "../sigma/testdata/ok/exec_shell.yml")

@@ -5,7 +5,9 @@
 // Supported: selections as maps (fields ANDed) or lists of maps (ORed),
 // value lists (ORed), null, numbers and strings with the wildcards * and
 // ?; the modifiers contains, startswith, endswith, re, all, cidr, exists,
-// lt, lte, gt, gte; conditions with and, or, not, parentheses, "1 of X*",
+// lt, lte, gt, gte; the field names of Sigma's Kubernetes rules that are
+// not Event paths (apiGroup, hostPath, capabilities; see aliases);
+// conditions with and, or, not, parentheses, "1 of X*",
 // "all of X*", "1 of them" and "all of them". Anything else (other
 // modifiers, aggregations, keyword selections, fields that are not in an
 // audit Event) is refused with one line naming the file and the problem.
@@ -147,8 +149,24 @@ func selection(v any) (string, error) {
 	}
 }
 
+// aliases are the field names of Sigma's Kubernetes audit rules that are
+// not audit Event paths: apiGroup and friends name objectRef's members,
+// and hostPath and capabilities stand for the host paths and added
+// capabilities of the pod spec in the request.
+var aliases = map[string]string{
+	"apiGroup":     "tostring(objectRef.apiGroup)",
+	"resource":     "tostring(objectRef.resource)",
+	"subresource":  "tostring(objectRef.subresource)",
+	"namespace":    "tostring(objectRef.namespace)",
+	"hostPath":     `strcat_array(extract_all(@'"hostPath":\{[^}]*"path":"([^"]*)"', tostring(requestObject.spec)), ",")`,
+	"capabilities": `strcat_array(extract_all(@'"capabilities":\{[^}]*"add":\[([^\]]*)\]', tostring(requestObject.spec)), ",")`,
+}
+
 // column returns the KQL expression for a Sigma field name.
 func column(name string) (string, error) {
+	if a, ok := aliases[name]; ok {
+		return a, nil
+	}
 	parts := strings.Split(name, ".")
 	for _, p := range parts {
 		if p == "" || !regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*$`).MatchString(p) {
@@ -266,6 +284,10 @@ func match(col, name, op string, val any) (string, error) {
 		return col + " matches regex " + quote(s), nil
 	case "cidr":
 		return "ipv4_is_in_range(" + col + ", " + quote(s) + ")", nil
+	}
+	if s == "*" && op == "" {
+		// Any value: the field is there and not empty.
+		return "isnotempty(" + col + ")", nil
 	}
 	if strings.ContainsAny(s, "*?") {
 		// Sigma wildcards, anchored according to the modifier; Sigma

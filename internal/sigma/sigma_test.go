@@ -40,6 +40,10 @@ func TestConvertedRulesFire(t *testing.T) {
 			pos: []string{`"verb":"list","userAgent":"Kube-Hunter/1.0","sourceIPs":["10.0.0.1"]`, `"verb":"list","userAgent":"python-requests/2.31","sourceIPs":["198.51.100.7"]`},
 			neg: []string{`"verb":"list","userAgent":"hunter/1.0","sourceIPs":["10.0.0.1"]`, `"verb":"list","userAgent":"python-requests/2.31","sourceIPs":["203.0.113.7"]`},
 		},
+		"hostpath_alias.yml": {
+			pos: []string{`"verb":"create","objectRef":{"resource":"pods","namespace":"a","name":"p"},"requestObject":{"spec":{"volumes":[{"name":"h","hostPath":{"path":"/etc","type":""}}],"containers":[{"name":"c","image":"x"}]}}`},
+			neg: []string{`"verb":"create","objectRef":{"resource":"pods","namespace":"a","name":"p"},"requestObject":{"spec":{"volumes":[{"name":"e","emptyDir":{}}],"containers":[{"name":"c","image":"x"}]}}`},
+		},
 		"cronjob_write.yml": {
 			pos: []string{`"verb":"patch","objectRef":{"resource":"cronjobs","namespace":"a","name":"c"}`},
 			neg: []string{`"verb":"patch","objectRef":{"resource":"jobs","namespace":"a","name":"c"}`, `"verb":"get","objectRef":{"resource":"cronjobs","namespace":"a","name":"c"}`},
@@ -115,7 +119,7 @@ func TestConvertRefuses(t *testing.T) {
 		}
 	}
 	rules, errs = sigma.ConvertPaths([]string{"testdata/ok"})
-	if len(rules) != 4 || len(errs) != 0 {
+	if len(rules) != 5 || len(errs) != 0 {
 		t.Errorf("ok: %d rules, %v", len(rules), errs)
 	}
 }
