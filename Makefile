@@ -5,6 +5,7 @@
 #   make bench  benchmarks
 #   make bench-hunt  kdfir against DuckDB on a generated audit log (SIZES=200000,1000000)
 #   make score  detection scorecard on the labelled fixtures in ../shared/data
+#   make fuzz   every fuzzer for FUZZTIME each (make test runs it too)
 
 SHELL := /usr/bin/env bash
 GO ?= go
@@ -14,7 +15,7 @@ COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null)
 LDFLAGS := -s -w -X github.com/kdfir/kdfir/internal/version.Version=$(VERSION) -X github.com/kdfir/kdfir/internal/version.Commit=$(COMMIT)
 TEST_TIMEOUT ?= 75m
 
-.PHONY: all tools build install test vet staticcheck unit demo bench bench-hunt score clean
+.PHONY: all tools build install test vet staticcheck unit fuzz demo bench bench-hunt score clean
 
 all: build
 
@@ -42,6 +43,18 @@ unit:
 # and two of them at once under -race starve a 2-core machine.
 test: tools vet staticcheck
 	$(GO) test -race -p 1 -timeout $(TEST_TIMEOUT) ./...
+	$(MAKE) --no-print-directory fuzz
+
+# Each fuzzer runs for FUZZTIME beyond its seed corpus (the audit decoders'
+# seeds are generated, so they never depend on ../shared/data).
+FUZZTIME ?= 10s
+FUZZERS := internal/audit:FuzzDecode internal/audit:FuzzDecodeRecords internal/audit:FuzzParseEvent \
+	internal/audit:FuzzDynamic internal/alert:FuzzParse internal/kql/syntax:FuzzParse internal/kql/eval:FuzzRun
+fuzz:
+	@set -e; for f in $(FUZZERS); do \
+		echo "fuzz $${f%%:*} $${f#*:} for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$${f#*:}$$" -fuzztime $(FUZZTIME) ./$${f%%:*} >/tmp/kdfir-fuzz.log 2>&1 || { cat /tmp/kdfir-fuzz.log; exit 1; }; \
+	done
 
 demo: tools build
 	@hack/demo.sh
