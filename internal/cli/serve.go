@@ -182,7 +182,14 @@ func serve(ctx context.Context, g *Globals, c *config.Config, insecureHTTP bool)
 		}
 		return ""
 	}}
+	nrtQueue, err := detect.OpenQueue(filepath.Join(dir, "nrt-queue.log"))
+	if err != nil {
+		return err
+	}
+	defer nrtQueue.Close()
+	ingest.Queue = nrtQueue
 	defer ingest.Close()
+	ingest.Resume() // batches stored before a restart but not yet evaluated
 	srv.Audit = ingest
 	srv.Ready = func(ctx context.Context) (string, bool) {
 		return readiness(ctx, c, dispatcher, j, alerts, events)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -27,6 +28,10 @@ type AuditIngest struct {
 	// part.
 	Self func(ctx context.Context, cluster string) string
 	Log  *slog.Logger
+	// Queue, when set, keeps the stored batches that wait for detection
+	// on disk, so that those not evaluated when the process stops or dies
+	// are evaluated after a restart (see Resume).
+	Queue *detect.Queue
 
 	once   sync.Once
 	mu     sync.RWMutex // held to send; Close takes it to close the queue
@@ -40,23 +45,62 @@ type AuditIngest struct {
 type queued struct {
 	events    []audit.Event
 	principal *principal
+	pos       int64 // in Queue; 0 without one
 }
 
 func (a *AuditIngest) start() {
 	a.queue = make(chan queued, 1024)
+	var backlog []detect.QueuedBatch
+	if a.Queue != nil {
+		var err error
+		if backlog, err = a.Queue.Pending(); err != nil {
+			a.Log.Error("near-real-time queue unreadable; its batches are not evaluated", "err", err)
+		}
+	}
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
+		for _, b := range backlog {
+			q := queued{events: b.Events, pos: b.Pos}
+			if len(b.Meta) > 0 {
+				var p principal
+				if json.Unmarshal(b.Meta, &p) == nil {
+					q.principal = &p
+				}
+			}
+			a.evaluate(q)
+		}
+		if len(backlog) > 0 {
+			a.Log.Info("evaluated the batches stored before the restart", "batches", len(backlog))
+		}
 		for q := range a.queue {
-			ctx := context.Background()
-			if q.principal != nil {
-				ctx = context.WithValue(ctx, principalKey{}, *q.principal)
-			}
-			if _, err := a.Engine.OnBatch(ctx, q.events); err != nil {
-				a.Log.Error("near-real-time detection failed", "err", err)
-			}
+			a.evaluate(q)
 		}
 	}()
+}
+
+func (a *AuditIngest) evaluate(q queued) {
+	ctx := context.Background()
+	if q.principal != nil {
+		ctx = context.WithValue(ctx, principalKey{}, *q.principal)
+	}
+	if _, err := a.Engine.OnBatch(ctx, q.events); err != nil {
+		a.Log.Error("near-real-time detection failed", "err", err)
+	}
+	if a.Queue != nil && q.pos > 0 {
+		if err := a.Queue.Done(q.pos); err != nil {
+			a.Log.Error("near-real-time queue position not saved", "err", err)
+		}
+	}
+}
+
+// Resume starts detection at once, beginning with the batches the Queue
+// holds from before a restart. Without it, detection starts with the first
+// webhook request.
+func (a *AuditIngest) Resume() {
+	if a.Engine != nil {
+		a.once.Do(a.start)
+	}
 }
 
 // IngestWebhook implements AuditSink.
@@ -79,12 +123,24 @@ func (a *AuditIngest) IngestWebhook(ctx context.Context, cluster string, body io
 	stats, err := a.Store.Ingest(ctx, body, opts, func(batch []audit.Event) error {
 		if a.Engine != nil {
 			if batch = notOwn(batch, self); len(batch) > 0 {
+				q := queued{events: batch, principal: p}
+				if a.Queue != nil {
+					var meta []byte
+					if p != nil {
+						meta, _ = json.Marshal(p)
+					}
+					pos, err := a.Queue.Append(batch, meta)
+					if err != nil {
+						a.Log.Error("near-real-time queue append failed; the batch is evaluated but not kept across a restart", "err", err)
+					}
+					q.pos = pos
+				}
 				a.mu.RLock()
 				defer a.mu.RUnlock()
 				if a.closed {
-					return nil // shutting down: stored, not evaluated now
+					return nil // shutting down: stored (and queued on disk, if there is a Queue), evaluated after a restart
 				}
-				a.queue <- queued{events: batch, principal: p}
+				a.queue <- q
 			}
 		}
 		return nil
