@@ -128,7 +128,7 @@ func TestCheckSAS(t *testing.T) {
 }
 
 func TestRedactEncodedSignature(t *testing.T) {
-	in := "to=https%3A%2F%2Fa.blob.core.windows.net%2Fc%3Fsv%3D1%26sig%3DSECRET%26se%3D2 and ?sig=SECRET2&x=1"
+	in := "to=https%3A%2F%2Fa.blob.core.windows.net%2Fc%3Fsv%3D1%26sig%3DSECRET%26se%3D2 and ?sig=SECRET2&x=1 and {\"to\":\"https://a/c?sv=1\\u0026sig=SECRET3\\u0026se=2\"}"
 	out := evidence.Redact(in)
 	if strings.Contains(out, "SECRET") {
 		t.Fatalf("Redact left a signature: %s", out)

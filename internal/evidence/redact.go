@@ -3,8 +3,8 @@ package evidence
 import "regexp"
 
 // sigParam matches the signature of a SAS token, in a URL or a bare query
-// string, encoded or not.
-var sigParam = regexp.MustCompile(`(?i)((?:\b|%26|%3F)sig(?:=|%3D))[^&\s"'<>]*`)
+// string, URL-encoded or not, and inside JSON text (where & is \u0026).
+var sigParam = regexp.MustCompile(`(?i)((?:\b|%26|%3F|\\u0026)sig(?:=|%3D))[^&\s"'<>]*`)
 
 // Redact replaces the signature of every SAS token in s with REDACTED.
 // Everything kdfir prints or logs that may hold a blob URL goes through it.
