@@ -79,6 +79,10 @@ var schemas = map[string][]table.Column{
 		col("ResourceId", table.String), col("IPAddress", table.String), col("UserAgent", table.String),
 		col("Cluster", table.String), col("RawEventData", table.Dynamic),
 		col("AdditionalFields", table.Dynamic),
+		// Defender's geolocation of IPAddress, which kdfir does not
+		// know: null and empty, so that queries naming them run.
+		col("IsAnonymousProxy", table.Bool), col("CountryCode", table.String), col("City", table.String),
+		col("Isp", table.String),
 	},
 	AKSAudit:      aksSchema,
 	AKSAuditAdmin: aksSchema,
@@ -167,6 +171,7 @@ var memberKeys = map[string]map[string][]string{
 		"Timestamp": nil, "TimeGenerated": nil, "ReportId": {"auditID"}, "DataSource": nil,
 		"ActionType": {"verb"}, "OperationName": {"verb"}, "AzureResourceId": nil, "ResourceId": nil,
 		"IPAddress": {"sourceIPs"}, "UserAgent": {"userAgent"}, "Cluster": nil, "AdditionalFields": nil,
+		"IsAnonymousProxy": nil, "CountryCode": nil, "City": nil, "Isp": nil,
 	},
 	AKSAudit: {
 		"TimeGenerated": nil, "Level": {"level"}, "AuditId": {"auditID"}, "Stage": {"stage"},
@@ -301,6 +306,7 @@ func cloudAuditRow(r []any, e *Event, o map[string]any) {
 	r[3], r[4], r[5] = DataSource(e.ClusterResourceID), ActionType(verb), verb
 	r[6], r[7], r[8] = e.ClusterResourceID, e.ClusterResourceID, ip
 	r[9], r[10], r[11], r[12] = str(o["userAgent"]), e.Cluster, RawEventData(e, o), add
+	r[13], r[14], r[15], r[16] = nil, "", "", ""
 }
 
 // userFromMap rebuilds the hot UserInfo fields from a decoded user, as

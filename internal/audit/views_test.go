@@ -121,6 +121,7 @@ func TestCloudAuditEventsRow(t *testing.T) {
 		"ActionType": "KubernetesCreate", "OperationName": "create", "AzureResourceId": e.ClusterResourceID,
 		"ResourceId": e.ClusterResourceID, "IPAddress": "20.1.2.3", "UserAgent": "kubectl/v1.32.0",
 		"Cluster": "aks1", "AdditionalFields": map[string]any{"Cluster": "aks1"},
+		"IsAnonymousProxy": nil, "CountryCode": "", "City": "", "Isp": "",
 		"RawEventData": map[string]any{
 			"Kind": "Event", "ApiVersion": "audit.k8s.io/v1", "Level": "Metadata", "AuditId": "a1",
 			"Stage": "ResponseComplete", "RequestURI": "/api/v1/namespaces/default/pods/p/exec?command=sh",

@@ -253,6 +253,8 @@ var views = map[string][]*sqlc.Column{
 			"principaloid": dstr("principaloid", "principal_oid"),
 		}},
 		{Name: "AdditionalFields", Type: table.Dynamic, SQL: "CAST(json_object('Cluster', cluster) AS VARCHAR)"},
+		col("IsAnonymousProxy", table.Bool, "CAST(NULL AS BOOLEAN)"), col("CountryCode", table.String, "''"),
+		col("City", table.String, "''"), col("Isp", table.String, "''"),
 	},
 	audit.AKSAudit:      aksColumns(audit.AKSAudit),
 	audit.AKSAuditAdmin: aksColumns(audit.AKSAuditAdmin),
