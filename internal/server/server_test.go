@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/service"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kdfir/kdfir/internal/auth"
@@ -184,6 +186,20 @@ func startService(t testing.TB, env *testenv.Env, listen, extra string) *svc {
 		t.Fatal(err)
 	}
 	writePlaybooks(t, books, sv.sasURL)
+	// kdfir serve acts as the shipped roles, under the shipped admission
+	// policy: a rule they lack, or one too many, fails a test here.
+	sh, err := testenv.LoadShipped("../../deploy/rbac.yaml", "../../deploy/kdfir.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	saNS := "kdfir-serve-" + strings.ToLower(strings.NewReplacer(":", "-", ".", "-").Replace(listen))
+	if _, err := env.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: saNS}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	user, err := env.ShippedUser(ctx, sh, saNS, "kdfir", "kdfir-isolate", "kdfir-cordon", "kdfir-exec", "kdfir-collector", "kdfir-collector-exec")
+	if err != nil {
+		t.Fatal(err)
+	}
 	down := filepath.Join(dir, "down.kubeconfig")
 	if err := os.WriteFile(down, []byte(downKubeconfig), 0o600); err != nil {
 		t.Fatal(err)
@@ -200,7 +216,7 @@ evidence:
   destinations: {default: %q}
   allowedEndpoints: [%q]
 alerts: {dedupeWindow: 10m}
-%s`, listen, certFile, keyFile, keyLines, env.Kubeconfig, clusterID, down, books, sv.sasURL, az.URL, extra)
+%s`, listen, certFile, keyFile, keyLines, user.Kubeconfig, clusterID, down, books, sv.sasURL, az.URL, extra)
 	cfgPath := filepath.Join(dir, "kdfir.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
