@@ -75,16 +75,8 @@ type markersOp struct {
 func decodeMarkers(e *journal.Entry) (*markersOp, error) {
 	op := &markersOp{}
 	var err error
-	if op.ns, op.name, err = parsePodTarget(e.Target); err != nil {
-		return nil, err
-	}
-	if err := decodeParams(e.Params, &op.p); err != nil {
-		return nil, err
-	}
-	if op.key, op.value, err = parseLabel(op.p.Label); err != nil {
-		return nil, err
-	}
-	return op, nil
+	op.ns, op.name, op.key, op.value, err = decodePodLabel(e, &op.p, func() string { return op.p.Label })
+	return op, err
 }
 
 // edits removes the label, when the pod has it with that value.

@@ -122,16 +122,24 @@ type isolatePodOp struct {
 func decodeIsolatePod(e *journal.Entry) (*isolatePodOp, error) {
 	op := &isolatePodOp{}
 	var err error
-	if op.ns, op.name, err = parsePodTarget(e.Target); err != nil {
-		return nil, err
+	op.ns, op.name, op.key, op.value, err = decodePodLabel(e, &op.rec, func() string { return op.rec.Label })
+	return op, err
+}
+
+// decodePodLabel decodes a journaled action on a pod that sets or removes
+// a label: the pod from the target, the parameters into params, and the
+// label that label reads from them.
+func decodePodLabel(e *journal.Entry, params any, label func() string) (ns, name, key, value string, err error) {
+	if ns, name, err = parsePodTarget(e.Target); err != nil {
+		return "", "", "", "", err
 	}
-	if err := decodeParams(e.Params, &op.rec); err != nil {
-		return nil, err
+	if err := decodeParams(e.Params, params); err != nil {
+		return "", "", "", "", err
 	}
-	if op.key, op.value, err = parseLabel(op.rec.Label); err != nil {
-		return nil, err
+	if key, value, err = parseLabel(label()); err != nil {
+		return "", "", "", "", err
 	}
-	return op, nil
+	return ns, name, key, value, nil
 }
 
 func (op *isolatePodOp) selector() map[string]string {
