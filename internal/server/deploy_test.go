@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -80,5 +82,39 @@ func TestDeployManifestsDryRun(t *testing.T) {
 	}
 	if n < 10 {
 		t.Fatalf("only %d objects in deploy/", n)
+	}
+}
+
+// Images are pinned: base images by digest, the deployment to a version,
+// never :latest.
+func TestImagesPinned(t *testing.T) {
+	b, err := os.ReadFile("../../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	froms := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "FROM ") {
+			froms++
+			if !regexp.MustCompile(`@sha256:[0-9a-f]{64}\b`).MatchString(line) {
+				t.Errorf("Dockerfile: %q is not pinned by digest", line)
+			}
+		}
+	}
+	if froms < 2 {
+		t.Fatalf("Dockerfile has %d FROM lines", froms)
+	}
+	files, _ := filepath.Glob("../../deploy/*.yaml")
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range regexp.MustCompile(`(?m)^\s*image:\s*(\S+)`).FindAllStringSubmatch(string(b), -1) {
+			img := m[1]
+			if strings.HasSuffix(img, ":latest") || !strings.Contains(img[strings.LastIndex(img, "/")+1:], ":") {
+				t.Errorf("%s: image %s has no version", f, img)
+			}
+		}
 	}
 }
