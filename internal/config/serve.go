@@ -42,6 +42,7 @@ import (
 //	  - https://contosoir.blob.core.windows.net
 //	  - http://127.0.0.1:10000/devstoreaccount1   # Azurite: http only to loopback
 //	  localRoots: [/var/lib/kdfir/evidence]     # directories under which params.to may name a path
+//	labels: {allowedKeys: [status]}     # quarantine label keys requests may choose besides kdfir.io/...
 //	aks:                                # the original Azure Function's endpoint
 //	  route: /api/AKSTriggerResponse    # matched without regard to case
 //	  compat: original                  # isolate with status=quarantine and deny-all-affected
@@ -62,6 +63,7 @@ type Serve struct {
 	RuleExceptions []string          `json:"ruleExceptions,omitempty" yaml:"ruleExceptions"`
 	Evidence       Evidence          `json:"evidence,omitzero" yaml:"evidence"`
 	AKS            AKS               `json:"aks,omitzero" yaml:"aks"`
+	Labels         Labels            `json:"labels,omitzero" yaml:"labels"`
 	Alerts         AlertsConfig      `json:"alerts,omitzero" yaml:"alerts"`
 	Audit          AuditConfig       `json:"audit,omitzero" yaml:"audit"`
 }
@@ -106,6 +108,21 @@ func (e *Evidence) UnmarshalYAML(n *yaml.Node) error {
 	}
 	type plain Evidence
 	return n.Decode((*plain)(e))
+}
+
+// Labels says which quarantine label keys requests may choose (isolate
+// params.label): kdfir.io/... always, and these (status, for the original
+// AKS function's status=quarantine; aks.compat: original allows it).
+type Labels struct {
+	AllowedKeys []string `json:"allowedKeys,omitempty" yaml:"allowedKeys"`
+}
+
+// LabelKeyAllowed reports whether a request may quarantine with key.
+func (s *Serve) LabelKeyAllowed(key string) bool {
+	if strings.HasPrefix(key, "kdfir.io/") || s.AKS.Compat == CompatOriginal && key == "status" {
+		return true
+	}
+	return slices.Contains(s.Labels.AllowedKeys, key)
 }
 
 // AKS configures the endpoint that replaces the original AKS response

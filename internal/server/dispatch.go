@@ -251,6 +251,12 @@ func (d *Dispatcher) validate(cc *clusterClient, req ActionRequest) (dest string
 		}
 		return dest, nil
 	}
+	if label, ok := req.Params["label"].(string); ok && (req.Action == "isolate-pod" || req.Action == "isolate-namespace") {
+		key, _, _ := strings.Cut(label, "=")
+		if !d.Config.LabelKeyAllowed(key) {
+			return "", badRequest("label key %q is not allowed: kdfir serve quarantines with kdfir.io/... keys and those in labels.allowedKeys", key)
+		}
+	}
 	action, params := req.Action, any(req.Params)
 	if base, ok := releases[req.Action]; ok {
 		action, params = base, nil

@@ -30,6 +30,15 @@ func TestScopesMeanWhatTheySay(t *testing.T) {
 	if code := sv.call(t, "POST", "/v1/actions", sv.keys["admin"], []byte(body), &res); code != 200 || res.ID == "" {
 		t.Fatalf("isolate: %d %+v", code, res)
 	}
+	// Label keys come from configuration: not a key other pods share,
+	// not Pod Security's.
+	for _, label := range []string{"app=web", "pod-security.kubernetes.io/enforce=privileged"} {
+		var e struct{ Error string }
+		b := strings.Replace(body, `"target"`, `"params": {"label": "`+label+`"}, "target"`, 1)
+		if code := sv.call(t, "POST", "/v1/actions", sv.keys["admin"], []byte(b), &e); code != 400 || !strings.Contains(e.Error, "labels.allowedKeys") {
+			t.Fatalf("label %s: %d %q", label, code, e.Error)
+		}
+	}
 	// revert alone cannot undo an isolation the key could not make.
 	if code := sv.call(t, "POST", "/v1/actions/"+res.ID+"/revert", sv.keys["reverter"], nil, &res); code != 403 || !strings.Contains(res.Error, "revert-any") {
 		t.Fatalf("revert without the action's scope: %d %+v", code, res)

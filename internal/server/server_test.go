@@ -216,6 +216,7 @@ evidence:
   destinations: {default: %q}
   allowedEndpoints: [%q]
 alerts: {dedupeWindow: 10m}
+labels: {allowedKeys: [status]}
 %s`, listen, certFile, keyFile, keyLines, user.Kubeconfig, clusterID, down, books, sv.sasURL, az.URL, extra)
 	cfgPath := filepath.Join(dir, "kdfir.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
