@@ -133,7 +133,9 @@ func TestRespondCommands(t *testing.T) {
 	k.ok(&entries, "actions", "list", "-o", "json", "--action", "isolate-pod", "--limit", "1")
 	res = respond.Result{}
 	k.ok(&res, "revert", entries[0].ID, "-o", "json")
-	if res.Status != respond.StatusReverted || len(res.Changes) != 3 {
+	// status=quarantine, kdfir's own label beside it, the annotation, and
+	// the policy.
+	if res.Status != respond.StatusReverted || len(res.Changes) != 4 {
 		t.Fatalf("revert = %+v", res)
 	}
 }
