@@ -98,7 +98,12 @@ func run(w io.Writer, data, mapPath string, check, verbose bool) error {
 	if err != nil {
 		return err
 	}
-	s := &scorer{dir: data, fired: map[string]map[string][]map[string]any{}}
+	s := &scorer{dir: data, fired: map[string]map[string][]map[string]any{}, needed: map[string]bool{}}
+	for _, bh := range m.Behaviours {
+		for _, r := range bh.Rules {
+			s.needed[r] = true
+		}
+	}
 	pack, err := detect.Builtin(nil)
 	if err != nil {
 		return err
@@ -228,6 +233,7 @@ type scorer struct {
 	dir        string
 	fired      map[string]map[string][]map[string]any // corpus/file + exceptions → rule id → alert fields
 	caseAlarms []string                               // negatives with an alarm, for -v
+	needed     map[string]bool                        // the rules the mapping names
 }
 
 var fixtureTime = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -283,6 +289,9 @@ func (s *scorer) firedOn(lc labelled) (map[string][]map[string]any, error) {
 	f := map[string][]map[string]any{}
 	src := audit.NewBatchSource(evs)
 	for _, r := range rules {
+		if !s.needed[r.ID] {
+			continue
+		}
 		alerts, err := (&detect.Engine{}).Evaluate(context.Background(), r, src)
 		if err != nil {
 			return nil, fmt.Errorf("rule %s on %s: %w", r.ID, lc.file, err)
