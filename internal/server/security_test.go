@@ -251,3 +251,52 @@ func TestReadyzReportsComponents(t *testing.T) {
 		t.Fatalf("/readyz: %d\n%s", resp.StatusCode, body)
 	}
 }
+
+// A revert and a new isolation of the same pod at once: whichever runs
+// first, the cluster agrees with the journal afterwards (the pod is
+// quarantined exactly when an isolation of it is not reverted).
+func TestRevertAgainstApply(t *testing.T) {
+	sv := kdfir(t)
+	env := testenv.Get(t)
+	ns := env.Namespace(t)
+	runPod(t, env, ns, "web-1")
+	body := []byte(fmt.Sprintf(`{"action": "isolate-pod", "target": {"namespace": %q, "name": "web-1"}}`, ns))
+	for round := range 3 {
+		var first struct{ ID, Status string }
+		if code := sv.call(t, "POST", "/v1/actions", sv.keys["admin"], body, &first); code != 200 {
+			t.Fatalf("round %d: isolate: %d %+v", round, code, first)
+		}
+		id := first.ID
+		if id == "" { // already isolated by the last round's isolation
+			var list struct{ Actions []journal.Entry }
+			sv.call(t, "GET", "/v1/actions?action=isolate-pod&target="+ns+"/web-1&limit=1", sv.keys["admin"], nil, &list)
+			id = list.Actions[0].ID
+		}
+		var wg sync.WaitGroup
+		codes := make([]int, 2)
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			codes[0] = sv.call(t, "POST", "/v1/actions/"+id+"/revert", sv.keys["admin"], nil, nil)
+		}()
+		go func() {
+			defer wg.Done()
+			codes[1] = sv.call(t, "POST", "/v1/actions", sv.keys["admin"], body, nil)
+		}()
+		wg.Wait()
+		if codes[0] != 200 || codes[1] != 200 {
+			t.Fatalf("round %d: revert %d, isolate %d", round, codes[0], codes[1])
+		}
+		var list struct{ Actions []journal.Entry }
+		sv.call(t, "GET", "/v1/actions?action=isolate-pod&target="+ns+"/web-1", sv.keys["admin"], nil, &list)
+		inForce := false
+		for _, e := range list.Actions {
+			if e.Status == journal.Succeeded && (e.Revert == nil || e.Revert.Status != journal.Succeeded) {
+				inForce = true
+			}
+		}
+		if q := quarantined(t, env, ns, "web-1"); q != inForce || q && policies(t, env, ns) != 1 || !q && policies(t, env, ns) != 0 {
+			t.Fatalf("round %d: quarantined %v, policies %d, but the journal has an isolation in force: %v", round, q, policies(t, env, ns), inForce)
+		}
+	}
+}
