@@ -129,7 +129,7 @@ WHERE NOT EXISTS (
 	  AND e.time IS NOT DISTINCT FROM s.time AND e.cluster = s.cluster
 	  AND e.stage IS NOT DISTINCT FROM s.stage
 	  AND coalesce(e.dedup, e.audit_id) IS NOT DISTINCT FROM coalesce(s.dedup, s.audit_id))
-QUALIFY row_number() OVER (PARTITION BY s.time, s.cluster, s.stage, coalesce(s.dedup, s.audit_id)) = 1`
+QUALIFY row_number() OVER (PARTITION BY s.time, s.cluster, s.stage, coalesce(s.dedup, s.audit_id) ORDER BY s.rowid) = 1`
 
 // InsertBatch stores events in one transaction, skipping those already
 // stored (same time, cluster, audit id and stage, including repeats within
