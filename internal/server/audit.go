@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -45,7 +46,7 @@ type AuditIngest struct {
 type queued struct {
 	events    []audit.Event
 	principal *principal
-	pos       int64 // in Queue; 0 without one
+	pos       int64 // in Queue, once the batches of a request are evaluated; 0 otherwise
 }
 
 func (a *AuditIngest) start() {
@@ -84,8 +85,10 @@ func (a *AuditIngest) evaluate(q queued) {
 	if q.principal != nil {
 		ctx = context.WithValue(ctx, principalKey{}, *q.principal)
 	}
-	if _, err := a.Engine.OnBatch(ctx, q.events); err != nil {
-		a.Log.Error("near-real-time detection failed", "err", err)
+	if len(q.events) > 0 {
+		if _, err := a.Engine.OnBatch(ctx, q.events); err != nil {
+			a.Log.Error("near-real-time detection failed", "err", err)
+		}
 	}
 	if a.Queue != nil && q.pos > 0 {
 		if err := a.Queue.Done(q.pos); err != nil {
@@ -100,6 +103,17 @@ func (a *AuditIngest) evaluate(q queued) {
 func (a *AuditIngest) Resume() {
 	if a.Engine != nil {
 		a.once.Do(a.start)
+	}
+}
+
+// send queues a batch for detection, unless Close has begun (the batch is
+// then stored, and on disk if there is a Queue, and evaluated after a
+// restart).
+func (a *AuditIngest) send(q queued) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	if !a.closed {
+		a.queue <- q
 	}
 }
 
@@ -120,31 +134,40 @@ func (a *AuditIngest) IngestWebhook(ctx context.Context, cluster string, body io
 	if pr, ok := principalOf(ctx); ok {
 		p = &pr
 	}
+	// With a Queue, the request's events go to disk before they are
+	// stored: if the process dies between storing them and evaluating
+	// them, even before it answers (the API server then resends the batch,
+	// which the store drops as duplicates), they are evaluated after the
+	// restart. Replaying a batch that was evaluated already raises nothing
+	// twice: the engine's State skips report ids that alerted.
+	var pos int64
+	if a.Engine != nil && a.Queue != nil {
+		b, err := io.ReadAll(body)
+		if err != nil {
+			return 0, fmt.Errorf("%w: read body: %v", ErrBadRequest, err)
+		}
+		body = bytes.NewReader(b)
+		if evs, _, _ := audit.DecodeAll(bytes.NewReader(b), opts); len(notOwn(evs, self)) > 0 {
+			var meta []byte
+			if p != nil {
+				meta, _ = json.Marshal(p)
+			}
+			if pos, err = a.Queue.Append(notOwn(evs, self), meta); err != nil {
+				a.Log.Error("near-real-time queue append failed; the batch is evaluated but not kept across a restart", "err", err)
+			}
+		}
+	}
 	stats, err := a.Store.Ingest(ctx, body, opts, func(batch []audit.Event) error {
 		if a.Engine != nil {
 			if batch = notOwn(batch, self); len(batch) > 0 {
-				q := queued{events: batch, principal: p}
-				if a.Queue != nil {
-					var meta []byte
-					if p != nil {
-						meta, _ = json.Marshal(p)
-					}
-					pos, err := a.Queue.Append(batch, meta)
-					if err != nil {
-						a.Log.Error("near-real-time queue append failed; the batch is evaluated but not kept across a restart", "err", err)
-					}
-					q.pos = pos
-				}
-				a.mu.RLock()
-				defer a.mu.RUnlock()
-				if a.closed {
-					return nil // shutting down: stored (and queued on disk, if there is a Queue), evaluated after a restart
-				}
-				a.queue <- q
+				a.send(queued{events: batch, principal: p})
 			}
 		}
 		return nil
 	})
+	if pos > 0 {
+		a.send(queued{pos: pos}) // the request's batches are all evaluated
+	}
 	if err != nil {
 		return stats.Stored, err
 	}
