@@ -121,7 +121,7 @@ func (e *Engine) Evaluate(ctx context.Context, r *Rule, src table.Source) ([]*al
 // EvaluateDetail is Evaluate that also returns the rows the rule's
 // exceptions suppressed (one per report id and exception).
 func (e *Engine) EvaluateDetail(ctx context.Context, r *Rule, src table.Source) ([]*alert.Alert, []Excepted, error) {
-	res, err := eval.Run(ctx, src, r.query, eval.Options{Now: e.now()})
+	res, err := eval.Run(ctx, src, r.query, eval.Options{Now: e.now(), MaxRows: eval.DefaultMaxRows})
 	if err != nil {
 		return nil, nil, err
 	}

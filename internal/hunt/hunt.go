@@ -152,7 +152,11 @@ func Run(ctx context.Context, st *store.Store, opts store.SourceOptions, query s
 
 // Compile plans a parsed query over the store (see sqlc.Compile).
 func Compile(ctx context.Context, st *store.Store, opts store.SourceOptions, q *syntax.Query, now time.Time) (*sqlc.Plan, error) {
-	return sqlc.Compile(ctx, q, st.Catalog(opts), sqlc.DuckDB, sqlc.Options{Now: now})
+	plan, err := sqlc.Compile(ctx, q, st.Catalog(opts), sqlc.DuckDB, sqlc.Options{Now: now})
+	if plan != nil {
+		plan.MaxRows = eval.DefaultMaxRows
+	}
+	return plan, err
 }
 
 func execute(ctx context.Context, st *store.Store, opts store.SourceOptions, q *syntax.Query, plan *sqlc.Plan) (*Cursor, error) {

@@ -25,6 +25,11 @@ type Options struct {
 	MaxRows int
 }
 
+// DefaultMaxRows is the bound hunts and rules run the evaluator with: a
+// join or mv-expand that would hold more rows fails with a clear error
+// instead of exhausting memory.
+const DefaultMaxRows = 1_000_000
+
 // Result is the output of a query: columns and rows of Go-native values
 // (see package table).
 type Result struct {

@@ -36,6 +36,9 @@ type Plan struct {
 	// Now is the query time: Options.Now, to the microsecond (DuckDB's
 	// precision), for both paths.
 	Now time.Time
+	// MaxRows bounds the rows the evaluator's part may hold at any step
+	// (eval.Options.MaxRows); zero means no bound. The SQL streams.
+	MaxRows int
 }
 
 // Options control compilation.

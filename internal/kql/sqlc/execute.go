@@ -25,7 +25,7 @@ type Result struct {
 func Execute(ctx context.Context, q *syntax.Query, p *Plan, src table.Source, query QueryFunc) (*Result, error) {
 	now := p.Now
 	if p.SQL == "" {
-		res, err := eval.Run(ctx, src, q, eval.Options{Now: now})
+		res, err := eval.Run(ctx, src, q, eval.Options{Now: now, MaxRows: p.MaxRows})
 		if err != nil {
 			return nil, err
 		}
@@ -39,7 +39,7 @@ func Execute(ctx context.Context, q *syntax.Query, p *Plan, src table.Source, qu
 		return &Result{Columns: p.Columns, Rows: rows}, nil
 	}
 	defer rows.Close()
-	res, err := eval.Run(ctx, &prefixSource{Source: src, cols: p.Columns, rows: rows}, p.Rest, eval.Options{Now: now})
+	res, err := eval.Run(ctx, &prefixSource{Source: src, cols: p.Columns, rows: rows}, p.Rest, eval.Options{Now: now, MaxRows: p.MaxRows})
 	if err != nil {
 		return nil, err
 	}
