@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -46,14 +47,19 @@ func crashChild() int {
 		}
 	})
 	_, err = r.Run(ctx, respond.Request{Action: "isolate-pod", Target: os.Getenv("KDFIR_TEST_TARGET")})
+	if strings.HasPrefix(stage, "revert-") && err == nil {
+		// The isolation went through: die while releasing it.
+		_, err = r.Release(ctx, "isolate-pod", os.Getenv("KDFIR_TEST_TARGET"), false)
+	}
 	fmt.Fprintf(os.Stderr, "child: run returned without crashing at %q: %v\n", stage, err)
 	return 1
 }
 
-// A process that dies between intent and outcome leaves an incomplete
-// entry that can still be reverted from what it recorded.
+// A process that dies at any step of an isolation or of its release leaves
+// an entry that a release, run again, reverts from what it recorded:
+// nothing is left behind.
 func TestCrashBetweenIntentAndOutcome(t *testing.T) {
-	for _, stage := range []string{"intent", "applied"} {
+	for _, stage := range []string{"intent", "applied", "revert-intent", "revert-applied"} {
 		t.Run(stage, func(t *testing.T) {
 			ctx := context.Background()
 			f := newFixture(t)
@@ -81,11 +87,19 @@ func TestCrashBetweenIntentAndOutcome(t *testing.T) {
 				t.Fatalf("journal: %d entries, %v; want 1", len(all), err)
 			}
 			e := all[0]
-			if e.Status != journal.Incomplete || len(e.Prior) != 1 || len(e.Created) != 1 {
-				t.Fatalf("entry after crash: status %s, %d priors, %d created; want incomplete, 1, 1", e.Status, len(e.Prior), len(e.Created))
+			releasing := strings.HasPrefix(stage, "revert-")
+			want := journal.Incomplete
+			if releasing {
+				want = journal.Succeeded
+				if e.Revert == nil || e.Revert.Status != journal.Pending {
+					t.Fatalf("entry after a crash while releasing: revert %+v, want pending", e.Revert)
+				}
+			}
+			if e.Status != want || len(e.Prior) != 1 || len(e.Created) != 1 {
+				t.Fatalf("entry after crash: status %s, %d priors, %d created; want %s, 1, 1", e.Status, len(e.Prior), len(e.Created), want)
 			}
 			labelled := getPod(t, env, ns, "web").Labels[respond.QuarantineKey] == "true"
-			if labelled != (stage == "applied") {
+			if labelled != (stage == "applied" || stage == "revert-intent") {
 				t.Fatalf("after a crash at %s the pod is labelled: %v", stage, labelled)
 			}
 

@@ -284,7 +284,8 @@ const maxReplans = 5
 
 // testHook, when set by a test, is called at "intent" (after the intent is
 // written, before any change) and at "applied" (after the change, before
-// the outcome is written), so a test can kill the process there.
+// the outcome is written), and likewise at "revert-intent" and
+// "revert-applied" for a revert, so a test can kill the process there.
 var testHook func(stage string)
 
 func (r *Runner) env() Env { return Env{Client: r.Client, Config: r.Config} }
@@ -425,7 +426,9 @@ func (r *Runner) revert(ctx context.Context, e *journal.Entry, dryRun bool) (*Re
 	if err := r.Journal.Update(ctx, e); err != nil {
 		return nil, err
 	}
+	hook("revert-intent")
 	rv, revErr := act.Revert(ctx, r.env(), e, false)
+	hook("revert-applied")
 	if rv == nil {
 		rv = &journal.Revert{}
 	}
