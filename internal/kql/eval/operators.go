@@ -38,7 +38,7 @@ func (r *runner) apply(rel *relation, b boundOp) (*relation, error) {
 	case *syntax.MvApply:
 		return r.mvApply(rel, op, e)
 	case *syntax.Search:
-		return r.search(rel, op)
+		return r.search(rel, op, e)
 	case *syntax.MakeSeries:
 		return r.makeSeries(rel, op, e)
 	case *syntax.TopNested:

@@ -6,44 +6,13 @@ import (
 	"github.com/kdfir/kdfir/internal/kql/syntax"
 )
 
-// searchMatcher tests a row's values for a search term: has (the term as
-// a word), or with a '*' at its end, start or both, a prefix, suffix or
-// substring of a word; case-insensitive unless kind=case_sensitive.
-func searchMatcher(s *syntax.Search) func(string) bool {
-	term := s.Term
-	op := "has"
-	switch {
-	case strings.HasPrefix(term, "*") && strings.HasSuffix(term, "*"):
-		op, term = "contains", strings.Trim(term, "*")
-	case strings.HasSuffix(term, "*"):
-		op, term = "hasprefix", strings.TrimSuffix(term, "*")
-	case strings.HasPrefix(term, "*"):
-		op, term = "hassuffix", strings.TrimPrefix(term, "*")
+// search keeps the rows that syntax.SearchPredicate accepts.
+func (r *runner) search(rel *relation, s *syntax.Search, e *env) (*relation, error) {
+	names := make([]string, len(rel.cols))
+	for i, c := range rel.cols {
+		names[i] = c.Name
 	}
-	if !s.CaseSensitive {
-		term = strings.ToLower(term)
-	}
-	match := matcherFor(op, s.CaseSensitive)
-	return func(v string) bool { return match(v, term) }
-}
-
-// search keeps the rows where a column (a dynamic one as its JSON text)
-// matches the term.
-func (r *runner) search(rel *relation, s *syntax.Search) (*relation, error) {
-	match := searchMatcher(s)
-	out := [][]any{}
-	for _, row := range rel.rows {
-		if err := r.tick(); err != nil {
-			return nil, err
-		}
-		for _, v := range row {
-			if v != nil && match(toStr(v)) {
-				out = append(out, row)
-				break
-			}
-		}
-	}
-	return &relation{cols: rel.cols, rows: out, shared: rel.shared}, nil
+	return r.where(rel, &syntax.Where{OpPos: s.OpPos, Pred: syntax.SearchPredicate(s, names)}, e)
 }
 
 // searchSource runs search in (T1, ...) "term": each table searched,

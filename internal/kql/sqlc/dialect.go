@@ -36,6 +36,10 @@ type Dialect interface {
 	// JSONGet is the member or element at path inside the JSON value x
 	// (NULL when missing or null).
 	JSONGet(x string, path []PathElem) string
+	// DatetimeText is tostring() of a timestamp as the evaluator writes
+	// it (syntax.FormatDatetime): seconds, and 7 fractional digits when
+	// there is a fraction.
+	DatetimeText(x string) string
 	// JSONText is the string form of a JSON value: a string's text, the
 	// JSON of anything else; NULL for null.
 	JSONText(x string) string
@@ -173,6 +177,10 @@ func (d duckDB) JSONGet(x string, path []PathElem) string {
 		}
 	}
 	return "nullif(CAST(json_extract(" + x + ", " + d.String(jsonPointer(path)) + ") AS VARCHAR), 'null')"
+}
+
+func (duckDB) DatetimeText(x string) string {
+	return "CASE WHEN epoch_us(" + x + ") % 1000000 = 0 THEN strftime(" + x + ", '%Y-%m-%dT%H:%M:%SZ') ELSE strftime(" + x + ", '%Y-%m-%dT%H:%M:%S.%f') || '0Z' END"
 }
 
 func (duckDB) JSONText(x string) string {

@@ -209,7 +209,6 @@ var evaluatorByDesign = map[string]string{
 	"op_make_series_bounds":       "make-series builds arrays over bins",
 	"op_make_series_empty":        "make-series builds arrays over bins",
 	"fn_series_peak":              "make-series builds arrays over bins",
-	"op_search":                   "search tests every column's text",
 }
 
 // TestGoldenBothPaths runs every golden query of the evaluator compiled

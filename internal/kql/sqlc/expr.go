@@ -240,6 +240,8 @@ func (s *scope) text(e *sexpr) (string, error) {
 		return "coalesce(CAST(" + e.sql + " AS VARCHAR), '')", nil
 	case table.Bool:
 		return "coalesce(CASE WHEN " + e.sql + " THEN 'true' ELSE 'false' END, '')", nil
+	case table.DateTime:
+		return "coalesce(" + d.DatetimeText(e.sql) + ", '')", nil
 	}
 	return "", unsupported("tostring of %s", e.typ)
 }

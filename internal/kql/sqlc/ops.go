@@ -18,6 +18,15 @@ func (c *compiler) op(r *rel, op syntax.Operator) (*rel, error) {
 			r = c.materialize(r)
 		}
 		return c.where(r, x.Pred)
+	case *syntax.Search:
+		if r.limit >= 0 {
+			r = c.materialize(r)
+		}
+		names := make([]string, len(r.cols))
+		for i, col := range r.cols {
+			names[i] = col.name
+		}
+		return c.where(r, syntax.SearchPredicate(x, names))
 	case *syntax.As:
 		// Only when nothing refers to the name: the rows it names live in SQL.
 		if strings.Count(c.q.Src, x.Name) > 1 {

@@ -1,5 +1,11 @@
 package syntax
 
+import (
+	"strings"
+
+	"github.com/kdfir/kdfir/internal/kql/table"
+)
+
 // WindowFuncs are the functions that read the rows around the current
 // one: they need a serialized row set.
 var WindowFuncs = map[string]bool{"row_number": true, "prev": true, "next": true}
@@ -95,4 +101,36 @@ func WindowCall(e Expr) (Pos, bool) {
 	}
 	walk(e)
 	return found, ok
+}
+
+// SearchPredicate is what search "term" tests of a row with the given
+// columns: some column, as a string, has the term ("term*": a word
+// starting with it, "*term": ending with it, "*term*": containing it),
+// case-insensitively unless the search is case-sensitive. The evaluator
+// and the SQL compiler both filter with it.
+func SearchPredicate(s *Search, cols []string) Expr {
+	term, op := s.Term, "has"
+	switch {
+	case strings.HasPrefix(term, "*") && strings.HasSuffix(term, "*"):
+		op, term = "contains", strings.Trim(term, "*")
+	case strings.HasSuffix(term, "*"):
+		op, term = "hasprefix", strings.TrimSuffix(term, "*")
+	case strings.HasPrefix(term, "*"):
+		op, term = "hassuffix", strings.TrimPrefix(term, "*")
+	}
+	if s.CaseSensitive {
+		op += "_cs"
+	}
+	var pred Expr = &Literal{LitPos: s.OpPos, Type: table.Bool, Value: false}
+	for i, c := range cols {
+		has := &Binary{OpPos: s.OpPos, Op: op,
+			L: &Call{NamePos: s.OpPos, Name: "tostring", Args: []Expr{&Ident{NamePos: s.OpPos, Name: c}}},
+			R: &Literal{LitPos: s.OpPos, Type: table.String, Value: term}}
+		if i == 0 {
+			pred = has
+		} else {
+			pred = &Binary{OpPos: s.OpPos, Op: "or", L: pred, R: has}
+		}
+	}
+	return pred
 }
