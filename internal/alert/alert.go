@@ -90,6 +90,8 @@ type Alert struct {
 	// Actions lists the ids of the actions the alert's playbooks started.
 	Actions []string        `json:"actions,omitempty"`
 	Raw     json.RawMessage `json:"raw,omitempty"`
+	// Triage is the analysts' state of the alert (nil: new, untouched).
+	Triage *Triage `json:"triage,omitempty"`
 }
 
 // OfType returns the alert's entities of one type.

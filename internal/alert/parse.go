@@ -47,6 +47,7 @@ func Parse(body []byte) (*Alert, error) {
 		return nil, err
 	}
 	a.Raw = append(json.RawMessage(nil), body...)
+	a.Triage = nil // triage is the analysts', never the sender's
 	a.Severity = NormalizeSeverity(a.Severity)
 	if a.Time.IsZero() {
 		a.Time = time.Now().UTC()

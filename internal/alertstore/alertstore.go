@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // database/sql driver "sqlite"
@@ -19,10 +20,13 @@ import (
 )
 
 // Store is an open alert database.
-type Store struct{ db *sql.DB }
+type Store struct {
+	db *sql.DB
+	mu sync.Mutex // serialises triage read-modify-writes
+}
 
 // ErrNotFound is returned for an unknown alert id.
-var ErrNotFound = errors.New("no such alert")
+var ErrNotFound = alert.ErrNotFound
 
 // Open opens or creates the database at path.
 func Open(ctx context.Context, path string) (*Store, error) {
@@ -34,7 +38,26 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open alerts %s: %w", path, err)
 	}
+	if err := migrate(ctx, db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open alerts %s: %w", path, err)
+	}
 	return &Store{db: db}, nil
+}
+
+// migrate adds the triage status column to a database from before it.
+func migrate(ctx context.Context, db *sql.DB) error {
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('alerts') WHERE name = 'status'`).Scan(&n); err != nil {
+		return err
+	}
+	if n == 0 {
+		if _, err := db.ExecContext(ctx, `ALTER TABLE alerts ADD COLUMN status TEXT NOT NULL DEFAULT 'new'`); err != nil {
+			return err
+		}
+	}
+	_, err := db.ExecContext(ctx, `CREATE INDEX IF NOT EXISTS alerts_status ON alerts (status, received)`)
+	return err
 }
 
 const schema = `
@@ -98,6 +121,8 @@ func (s *Store) Add(ctx context.Context, a *alert.Alert) error {
 
 // SetActions records the actions an alert's playbooks started.
 func (s *Store) SetActions(ctx context.Context, id string, actions []string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	a, err := s.Get(ctx, id)
 	if err != nil {
 		return err
@@ -132,12 +157,46 @@ func (s *Store) Get(ctx context.Context, id string) (*alert.Alert, error) {
 	return a, err
 }
 
-// List returns the newest alerts first.
-func (s *Store) List(ctx context.Context, limit int) ([]*alert.Alert, error) {
+// List returns the alerts f selects, newest first.
+func (s *Store) List(ctx context.Context, f alert.Filter) ([]*alert.Alert, error) {
+	limit := f.Limit
 	if limit <= 0 {
 		limit = 100
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT alert FROM alerts ORDER BY received DESC, id DESC LIMIT ?`, limit)
+	limit = min(limit, 1000)
+	var where []string
+	var args []any
+	in := func(col string, vals []string) {
+		if len(vals) == 0 {
+			return
+		}
+		where = append(where, col+" IN ("+strings.TrimSuffix(strings.Repeat("?,", len(vals)), ",")+")")
+		for _, v := range vals {
+			args = append(args, v)
+		}
+	}
+	in("status", f.Status)
+	in("severity", f.Severity)
+	in("source", f.Source)
+	if f.Rule != "" {
+		where, args = append(where, "rule = ?"), append(args, f.Rule)
+	}
+	if f.Cluster != "" {
+		// The alert's own cluster, or any of its entities'.
+		where = append(where, `(json_extract(alert, '$.cluster') = ? COLLATE NOCASE OR EXISTS (SELECT 1 FROM json_each(alert, '$.entities') WHERE json_extract(value, '$.cluster') = ? COLLATE NOCASE))`)
+		args = append(args, f.Cluster, f.Cluster)
+	}
+	if !f.Since.IsZero() {
+		where, args = append(where, "received >= ?"), append(args, f.Since.UnixNano())
+	}
+	if !f.Until.IsZero() {
+		where, args = append(where, "received < ?"), append(args, f.Until.UnixNano())
+	}
+	q := `SELECT alert FROM alerts`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	rows, err := s.db.QueryContext(ctx, q+` ORDER BY received DESC, id DESC LIMIT ?`, append(args, limit)...)
 	if err != nil {
 		return nil, err
 	}
@@ -214,4 +273,58 @@ func (s *Store) Seen(ctx context.Context, rule string, reportIDs []string) (map[
 		}
 	}
 	return out, nil
+}
+
+// Triage applies an analyst's update to one alert, on behalf of by, and
+// returns the alert as it is now.
+func (s *Store) Triage(ctx context.Context, id string, u alert.TriageUpdate, by string) (*alert.Alert, error) {
+	out, err := s.triage(ctx, []string{id}, u, by)
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
+}
+
+// CloseMany closes alerts with one classification and comment, all or
+// none: an unknown id, or an update that does not apply to one of them,
+// changes nothing.
+func (s *Store) CloseMany(ctx context.Context, ids []string, classification, comment, by string) ([]*alert.Alert, error) {
+	closed := alert.StatusClosed
+	return s.triage(ctx, ids, alert.TriageUpdate{Status: &closed, Classification: &classification, Comment: comment}, by)
+}
+
+func (s *Store) triage(ctx context.Context, ids []string, u alert.TriageUpdate, by string) ([]*alert.Alert, error) {
+	if err := u.Validate(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	now := time.Now().UTC()
+	out := make([]*alert.Alert, 0, len(ids))
+	for _, id := range ids {
+		a, err := scan(tx.QueryRowContext(ctx, `SELECT alert FROM alerts WHERE id = ?`, id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := alert.ApplyTriage(a, u, by, now); err != nil {
+			return nil, fmt.Errorf("alert %s: %w", id, err)
+		}
+		b, err := json.Marshal(a)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE alerts SET alert = ?, status = ? WHERE id = ?`, string(b), a.StatusOf(), id); err != nil {
+			return nil, fmt.Errorf("triage alert %s: %w", id, err)
+		}
+		out = append(out, a)
+	}
+	return out, tx.Commit()
 }

@@ -25,6 +25,7 @@ const (
 	ScopeAudit   = "audit"   // POST /v1/audit (the API server's audit webhook)
 	ScopeRead    = "read"    // GET endpoints
 	ScopeApprove = "approve" // approve held playbook steps
+	ScopeTriage  = "triage"  // change alerts' status, owner, classification, comments
 	ScopeRevert  = "revert"  // revert actions the key may also take
 	// ScopeRevertAny reverts any action, whatever its kind.
 	ScopeRevertAny = "revert-any"

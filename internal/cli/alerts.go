@@ -28,7 +28,7 @@ func newAlertsCmd(g *Globals) *cobra.Command {
 		Short: "Show the alerts kdfir received or raised",
 		Args:  cobra.NoArgs,
 	}
-	var limit int
+	var f alert.Filter
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List alerts, newest first",
@@ -39,19 +39,27 @@ func newAlertsCmd(g *Globals) *cobra.Command {
 				return err
 			}
 			defer s.Close()
-			alerts, err := s.List(cmd.Context(), limit)
+			alerts, err := s.List(cmd.Context(), f)
 			if err != nil {
 				return err
 			}
 			return render(g.Stdout, g.Output, nonNilAlerts(alerts), func(w io.Writer) {
-				fmt.Fprintln(w, "ID\tTIME\tSOURCE\tSEVERITY\tTITLE\tACTIONS")
+				fmt.Fprintln(w, "ID\tTIME\tSOURCE\tSEVERITY\tSTATUS\tOWNER\tTITLE\tACTIONS")
 				for _, a := range alerts {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\n", a.ID, a.Time.Format("2006-01-02T15:04:05Z"), a.Source, a.Severity, a.Title, len(a.Actions))
+					owner := "-"
+					if a.Triage != nil && a.Triage.Owner != "" {
+						owner = a.Triage.Owner
+					}
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n", a.ID, a.Time.Format("2006-01-02T15:04:05Z"), a.Source, a.Severity, a.StatusOf(), owner, a.Title, len(a.Actions))
 				}
 			})
 		},
 	}
-	list.Flags().IntVar(&limit, "limit", 50, "how many alerts to show")
+	list.Flags().IntVar(&f.Limit, "limit", 50, "how many alerts to show (at most 1000)")
+	list.Flags().StringSliceVar(&f.Status, "status", nil, "only these triage statuses: new, active, closed")
+	list.Flags().StringSliceVar(&f.Severity, "severity", nil, "only these severities")
+	list.Flags().StringSliceVar(&f.Source, "source", nil, "only these sources: defender, sentinel, falco, kdfir")
+	list.Flags().StringVar(&f.Rule, "rule", "", "only alerts of this kdfir rule")
 	cmd.AddCommand(list)
 	cmd.AddCommand(&cobra.Command{
 		Use:   "show ID",

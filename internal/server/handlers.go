@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -118,7 +119,20 @@ func (s *Server) Intake(ctx context.Context, a *alert.Alert) (*alertResponse, er
 }
 
 func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request, _ *auth.Key) {
-	list, err := s.Alerts.List(r.Context(), limitParam(r))
+	q := r.URL.Query()
+	f := alert.Filter{Status: listParam(q, "status"), Severity: listParam(q, "severity"), Source: listParam(q, "source"),
+		Cluster: q.Get("cluster"), Rule: q.Get("rule"), Limit: limitParam(r)}
+	for name, dst := range map[string]*time.Time{"since": &f.Since, "until": &f.Until} {
+		if v := q.Get(name); v != "" {
+			t, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				writeError(w, http.StatusBadRequest, fmt.Sprintf("%s: want an RFC 3339 time such as 2026-12-03T10:00:00Z", name))
+				return
+			}
+			*dst = t
+		}
+	}
+	list, err := s.Alerts.List(r.Context(), f)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
@@ -377,4 +391,71 @@ func firstNonEmpty(ss ...string) string {
 		}
 	}
 	return ""
+}
+
+// listParam reads a parameter given as a comma-separated list, repeated,
+// or both.
+func listParam(q url.Values, name string) []string {
+	var out []string
+	for _, v := range q[name] {
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+// triageAlert changes one alert's status, owner, classification, or adds
+// a comment, recorded with the key's name.
+func (s *Server) triageAlert(w http.ResponseWriter, r *http.Request, key *auth.Key) {
+	var u alert.TriageUpdate
+	if err := readJSON(r, &u); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	a, err := s.Alerts.Triage(r.Context(), r.PathValue("id"), u, key.Name)
+	if err != nil {
+		writeError(w, triageStatus(err), err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, a)
+}
+
+type closeRequest struct {
+	IDs            []string `json:"ids"`
+	Classification string   `json:"classification"`
+	Comment        string   `json:"comment,omitempty"`
+}
+
+// closeAlerts closes several alerts at once, all or none.
+func (s *Server) closeAlerts(w http.ResponseWriter, r *http.Request, key *auth.Key) {
+	var req closeRequest
+	if err := readJSON(r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if len(req.IDs) == 0 || len(req.IDs) > 1000 {
+		writeError(w, http.StatusBadRequest, "ids: give 1 to 1000 alert ids")
+		return
+	}
+	list, err := s.Alerts.CloseMany(r.Context(), req.IDs, req.Classification, req.Comment, key.Name)
+	if err != nil {
+		writeError(w, triageStatus(err), err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"alerts": list})
+}
+
+// triageStatus is 404 for an unknown alert and 400 for an update that does
+// not apply; the store's own failures are 500.
+func triageStatus(err error) int {
+	switch {
+	case errors.Is(err, alert.ErrNotFound):
+		return http.StatusNotFound
+	case errors.As(err, new(*alert.TriageError)):
+		return http.StatusBadRequest
+	}
+	return http.StatusInternalServerError
 }

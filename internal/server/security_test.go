@@ -300,3 +300,68 @@ func TestRevertAgainstApply(t *testing.T) {
 		}
 	}
 }
+
+// Analysts triage alerts through the API: take, comment, close, bulk
+// close, and the queue's filters; every change names the key.
+func TestAlertTriage(t *testing.T) {
+	sv := kdfir(t)
+	ns := testenv.Get(t).Namespace(t)
+	post := func(title string) string {
+		body := `{"schema":"kdfir.io/alert/v1","title":"` + title + `","severity":"medium","sourceId":"` + title + `-` + ns + `","entities":[]}`
+		var out alertResp
+		if code := sv.call(t, "POST", "/v1/alerts", sv.keys["admin"], []byte(body), &out); code != 200 {
+			t.Fatalf("alert: %d", code)
+		}
+		return out.Alert.ID
+	}
+	a1, a2, a3 := post("triage one"), post("triage two"), post("triage three")
+	type triaged struct {
+		ID     string
+		Error  string
+		Triage struct {
+			Status, Owner, Classification string
+			History                       []struct{ By, Field, From, To string }
+		}
+	}
+	var got triaged
+	if code := sv.call(t, "PATCH", "/v1/alerts/"+a1, sv.keys["limited"], []byte(`{"owner":"alice"}`), &got); code != 403 {
+		t.Fatalf("triage with a read key: %d", code)
+	}
+	if code := sv.call(t, "PATCH", "/v1/alerts/"+a1, sv.keys["admin"], []byte(`{"owner":"alice","comment":"mine"}`), &got); code != 200 ||
+		got.Triage.Status != "active" || got.Triage.Owner != "alice" || got.Triage.History[0].By != "admin" {
+		t.Fatalf("take: %d %+v", code, got)
+	}
+	for body, want := range map[string]int{
+		`{"status":"closed"}`:     400, // no classification
+		`{"status":"finished"}`:   400,
+		`{"owner":"x","bogus":1}`: 400,
+		`{}`:                      400,
+	} {
+		if code := sv.call(t, "PATCH", "/v1/alerts/"+a1, sv.keys["admin"], []byte(body), &got); code != want {
+			t.Errorf("PATCH %s: %d, want %d (%s)", body, code, want, got.Error)
+		}
+	}
+	if code := sv.call(t, "PATCH", "/v1/alerts/alert-nope", sv.keys["admin"], []byte(`{"owner":"x"}`), nil); code != 404 {
+		t.Errorf("PATCH unknown alert: %d", code)
+	}
+	// Bulk close is all or none.
+	if code := sv.call(t, "POST", "/v1/alerts/close", sv.keys["admin"], []byte(`{"ids":["`+a2+`","alert-nope"],"classification":"false-positive"}`), nil); code != 404 {
+		t.Fatalf("bulk close with an unknown id: %d", code)
+	}
+	var closed struct{ Alerts []triaged }
+	if code := sv.call(t, "POST", "/v1/alerts/close", sv.keys["admin"], []byte(`{"ids":["`+a2+`","`+a3+`"],"classification":"false-positive","comment":"test noise"}`), &closed); code != 200 || len(closed.Alerts) != 2 {
+		t.Fatalf("bulk close: %d %+v", code, closed)
+	}
+	var list struct{ Alerts []triaged }
+	sv.call(t, "GET", "/v1/alerts?status=closed&source=kdfir&limit=1000", sv.keys["admin"], nil, &list)
+	seen := map[string]string{}
+	for _, a := range list.Alerts {
+		seen[a.ID] = a.Triage.Classification
+	}
+	if seen[a2] != "false-positive" || seen[a3] != "false-positive" || seen[a1] != "" {
+		t.Fatalf("closed queue: %v", seen)
+	}
+	if code := sv.call(t, "GET", "/v1/alerts?since=yesterday", sv.keys["admin"], nil, nil); code != 400 {
+		t.Fatalf("bad since: %d", code)
+	}
+}

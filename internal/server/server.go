@@ -83,7 +83,11 @@ type Alerts interface {
 	// since the given time, or nil.
 	FindBySource(ctx context.Context, source, sourceID string, since time.Time) (*alert.Alert, error)
 	Get(ctx context.Context, id string) (*alert.Alert, error)
-	List(ctx context.Context, limit int) ([]*alert.Alert, error)
+	List(ctx context.Context, f alert.Filter) ([]*alert.Alert, error)
+	// Triage applies an analyst's update; CloseMany closes alerts all or
+	// none. Both record who changed what.
+	Triage(ctx context.Context, id string, u alert.TriageUpdate, by string) (*alert.Alert, error)
+	CloseMany(ctx context.Context, ids []string, classification, comment, by string) ([]*alert.Alert, error)
 }
 
 // AuditSink receives audit.k8s.io EventList bodies from the API server's
@@ -169,6 +173,8 @@ func (s *Server) Handler() http.Handler {
 	route("POST /v1/alerts", "alerts-post", auth.ScopeAlerts, s.postAlert)
 	route("GET /v1/alerts", "alerts-list", auth.ScopeRead, s.listAlerts)
 	route("GET /v1/alerts/{id}", "alerts-get", auth.ScopeRead, s.getAlert)
+	route("PATCH /v1/alerts/{id}", "alerts-triage", auth.ScopeTriage, s.triageAlert)
+	route("POST /v1/alerts/close", "alerts-close", auth.ScopeTriage, s.closeAlerts)
 	route("POST /v1/actions", "actions-post", "", s.postAction)
 	route("GET /v1/actions", "actions-list", auth.ScopeRead, s.listActions)
 	route("GET /v1/actions/{id}", "actions-get", auth.ScopeRead, s.getAction)
