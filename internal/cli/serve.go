@@ -210,6 +210,7 @@ func serve(ctx context.Context, g *Globals, c *config.Config, insecureHTTP bool)
 		return fmt.Errorf("listen: %w", err)
 	}
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
+	hs.RegisterOnShutdown(srv.CloseStreams)
 	scheme := "http"
 	if !insecureHTTP {
 		host, _, _ := net.SplitHostPort(c.Listen)

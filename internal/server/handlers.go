@@ -100,6 +100,7 @@ func (s *Server) Intake(ctx context.Context, a *alert.Alert) (*alertResponse, er
 	} else if err := s.Alerts.Add(ctx, a); err != nil {
 		return nil, err
 	}
+	s.feed.publish("alert", a)
 	outs := s.Playbooks.Run(ctx, a)
 	var ids []string
 	for _, o := range outs {
@@ -420,6 +421,7 @@ func (s *Server) triageAlert(w http.ResponseWriter, r *http.Request, key *auth.K
 		writeError(w, triageStatus(err), err.Error())
 		return
 	}
+	s.feed.publish("triage", a)
 	writeJSON(w, http.StatusOK, a)
 }
 
@@ -444,6 +446,9 @@ func (s *Server) closeAlerts(w http.ResponseWriter, r *http.Request, key *auth.K
 	if err != nil {
 		writeError(w, triageStatus(err), err.Error())
 		return
+	}
+	for _, a := range list {
+		s.feed.publish("triage", a)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"alerts": list})
 }

@@ -1,6 +1,8 @@
 package server_test
 
 import (
+	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -363,5 +365,70 @@ func TestAlertTriage(t *testing.T) {
 	}
 	if code := sv.call(t, "GET", "/v1/alerts?since=yesterday", sv.keys["admin"], nil, nil); code != 400 {
 		t.Fatalf("bad since: %d", code)
+	}
+}
+
+// The alert queue updates live: a client of GET /v1/alerts/events sees a
+// new alert and its triage as they happen.
+func TestAlertEventsStream(t *testing.T) {
+	sv := kdfir(t)
+	ns := testenv.Get(t).Namespace(t)
+	req, _ := http.NewRequest("GET", sv.url+"/v1/alerts/events", nil)
+	req.Header.Set("x-functions-key", sv.keys["admin"])
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	resp, err := sv.client.Do(req.WithContext(ctx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		t.Fatalf("events: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	events := make(chan string, 16)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		var ev string
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case strings.HasPrefix(line, "event: "):
+				ev = strings.TrimPrefix(line, "event: ")
+			case strings.HasPrefix(line, "data: "):
+				events <- ev + " " + strings.TrimPrefix(line, "data: ")
+			}
+		}
+		close(events)
+	}()
+	body := `{"schema":"kdfir.io/alert/v1","title":"live ` + ns + `","severity":"high","entities":[]}`
+	var out alertResp
+	if code := sv.call(t, "POST", "/v1/alerts", sv.keys["admin"], []byte(body), &out); code != 200 {
+		t.Fatalf("alert: %d", code)
+	}
+	next := func(want string) {
+		t.Helper()
+		for {
+			select {
+			case ev, ok := <-events:
+				if !ok {
+					t.Fatalf("stream ended before %q", want)
+				}
+				if strings.HasPrefix(ev, want) && strings.Contains(ev, out.Alert.ID) {
+					return
+				}
+			case <-ctx.Done():
+				t.Fatalf("no %q event", want)
+			}
+		}
+	}
+	next("alert ")
+	if code := sv.call(t, "PATCH", "/v1/alerts/"+out.Alert.ID, sv.keys["admin"], []byte(`{"owner":"alice"}`), nil); code != 200 {
+		t.Fatalf("triage: %d", code)
+	}
+	next("triage ")
+	// Without a key: no stream.
+	if code := sv.call(t, "GET", "/v1/alerts/events", "", nil, nil); code != 401 {
+		t.Fatalf("events without a key: %d", code)
 	}
 }

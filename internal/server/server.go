@@ -132,6 +132,7 @@ type Server struct {
 	alertMu  sync.Mutex // serialises alert de-duplication
 	replays  replays
 	failures failureLimiter
+	feed     feed
 }
 
 // failureLimiter bounds requests without a valid key, per client address:
@@ -172,6 +173,7 @@ func (s *Server) Handler() http.Handler {
 	aks := s.wrap("aks-trigger", "", s.aksTrigger)
 	route("POST /v1/alerts", "alerts-post", auth.ScopeAlerts, s.postAlert)
 	route("GET /v1/alerts", "alerts-list", auth.ScopeRead, s.listAlerts)
+	route("GET /v1/alerts/events", "alerts-events", auth.ScopeRead, s.alertEvents)
 	route("GET /v1/alerts/{id}", "alerts-get", auth.ScopeRead, s.getAlert)
 	route("PATCH /v1/alerts/{id}", "alerts-triage", auth.ScopeTriage, s.triageAlert)
 	route("POST /v1/alerts/close", "alerts-close", auth.ScopeTriage, s.closeAlerts)
@@ -222,6 +224,10 @@ func (w *statusWriter) WriteHeader(code int) {
 	w.code = code
 	w.ResponseWriter.WriteHeader(code)
 }
+
+// Unwrap lets http.ResponseController reach the connection (flushing and
+// deadlines for the event stream).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // wrap authenticates, rate-limits, checks the route's scope (when it has a
 // fixed one), bounds the body, and logs and counts the request. It never
