@@ -130,6 +130,16 @@ func (a *Authenticator) Lookup(secret string) *Key {
 	return found
 }
 
+// ByName returns the configured key of that name, or nil.
+func (a *Authenticator) ByName(name string) *Key {
+	for _, k := range a.keys {
+		if k.Name == name {
+			return k
+		}
+	}
+	return nil
+}
+
 // Allow takes one request from the key's rate budget.
 func (a *Authenticator) Allow(k *Key) bool {
 	a.mu.Lock()

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -430,5 +431,89 @@ func TestAlertEventsStream(t *testing.T) {
 	// Without a key: no stream.
 	if code := sv.call(t, "GET", "/v1/alerts/events", "", nil, nil); code != 401 {
 		t.Fatalf("events without a key: %d", code)
+	}
+}
+
+// The console signs in with a key and then uses an HttpOnly, Secure,
+// SameSite=Strict cookie; a state-changing request with the cookie needs
+// the session's CSRF token; every answer carries the security headers.
+func TestConsoleSession(t *testing.T) {
+	sv := kdfir(t)
+	do := func(method, path string, body []byte, hdr map[string]string) (*http.Response, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest(method, sv.url+path, bytes.NewReader(body))
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := sv.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, b
+	}
+	if resp, _ := do("POST", "/v1/session", []byte(`{"key":"kdfir_wrong"}`), nil); resp.StatusCode != 401 {
+		t.Fatalf("sign-in with a wrong key: %d", resp.StatusCode)
+	}
+	resp, b := do("POST", "/v1/session", []byte(`{"key":"`+sv.keys["admin"]+`"}`), nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("sign-in: %d %s", resp.StatusCode, b)
+	}
+	var sess struct{ Key, CSRF string }
+	json.Unmarshal(b, &sess)
+	var cookie *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == "kdfir_session" {
+			cookie = c
+		}
+	}
+	if cookie == nil || !cookie.HttpOnly || !cookie.Secure || cookie.SameSite != http.SameSiteStrictMode || cookie.MaxAge <= 0 || sess.CSRF == "" || sess.Key != "admin" {
+		t.Fatalf("session cookie %+v, answer %s", cookie, b)
+	}
+	for _, h := range []string{"Content-Security-Policy", "X-Frame-Options", "X-Content-Type-Options", "Referrer-Policy"} {
+		if resp.Header.Get(h) == "" {
+			t.Errorf("no %s header", h)
+		}
+	}
+	if csp := resp.Header.Get("Content-Security-Policy"); strings.Contains(csp, "unsafe-inline") || !strings.Contains(csp, "frame-ancestors 'none'") {
+		t.Errorf("weak CSP %q", csp)
+	}
+	withCookie := map[string]string{"Cookie": "kdfir_session=" + cookie.Value}
+	if resp, _ := do("GET", "/v1/alerts?limit=1", nil, withCookie); resp.StatusCode != 200 {
+		t.Fatalf("read with the session: %d", resp.StatusCode)
+	}
+	// A forged state-changing request: the cookie alone is not enough.
+	alertBody := []byte(`{"schema":"kdfir.io/alert/v1","title":"csrf test","severity":"low","entities":[]}`)
+	if resp, b := do("POST", "/v1/alerts", alertBody, withCookie); resp.StatusCode != 403 || !strings.Contains(string(b), "CSRF") {
+		t.Fatalf("POST with the cookie and no CSRF token: %d %s", resp.StatusCode, b)
+	}
+	if resp, _ := do("POST", "/v1/alerts", alertBody, map[string]string{"Cookie": withCookie["Cookie"], "X-CSRF-Token": "guess"}); resp.StatusCode != 403 {
+		t.Fatalf("POST with a wrong CSRF token: %d", resp.StatusCode)
+	}
+	good := map[string]string{"Cookie": withCookie["Cookie"], "X-CSRF-Token": sess.CSRF}
+	if resp, b := do("POST", "/v1/alerts", alertBody, good); resp.StatusCode != 200 {
+		t.Fatalf("POST with the CSRF token: %d %s", resp.StatusCode, b)
+	}
+	// Scopes apply unchanged: a read-only key's session cannot triage.
+	resp, b = do("POST", "/v1/session", []byte(`{"key":"`+sv.keys["limited"]+`"}`), nil)
+	var ro struct{ CSRF string }
+	json.Unmarshal(b, &ro)
+	roCookie := ""
+	for _, c := range resp.Cookies() {
+		if c.Name == "kdfir_session" {
+			roCookie = c.Value
+		}
+	}
+	if resp, _ := do("POST", "/v1/alerts/close", []byte(`{"ids":["x"],"classification":"false-positive"}`),
+		map[string]string{"Cookie": "kdfir_session=" + roCookie, "X-CSRF-Token": ro.CSRF}); resp.StatusCode != 403 {
+		t.Fatalf("read-only session closing alerts: %d", resp.StatusCode)
+	}
+	// Sign-out ends the session.
+	if resp, _ := do("DELETE", "/v1/session", nil, good); resp.StatusCode != 200 {
+		t.Fatalf("sign-out: %d", resp.StatusCode)
+	}
+	if resp, _ := do("GET", "/v1/alerts?limit=1", nil, withCookie); resp.StatusCode != 401 {
+		t.Fatalf("read after sign-out: %d", resp.StatusCode)
 	}
 }

@@ -125,6 +125,8 @@ type Server struct {
 	// ClusterName resolves a cluster reference (a name or an Azure
 	// ResourceId) to the configured cluster's name, or "".
 	ClusterName func(ref string) string
+	// SessionTTL is how long a console session lasts (default 8h).
+	SessionTTL time.Duration
 	// Evidence maps the AKS endpoint's storageaccount to a checked
 	// destination (nil: collectartifacts to blob storage is refused).
 	Evidence *evidence.Policy
@@ -133,6 +135,7 @@ type Server struct {
 	replays  replays
 	failures failureLimiter
 	feed     feed
+	sessions sessions
 }
 
 // failureLimiter bounds requests without a valid key, per client address:
@@ -171,6 +174,8 @@ func (s *Server) Handler() http.Handler {
 		aksRoute = "/api/AKSTriggerResponse"
 	}
 	aks := s.wrap("aks-trigger", "", s.aksTrigger)
+	mux.HandleFunc("POST /v1/session", s.signIn)
+	route("DELETE /v1/session", "session-end", "", s.signOut)
 	route("POST /v1/alerts", "alerts-post", auth.ScopeAlerts, s.postAlert)
 	route("GET /v1/alerts", "alerts-list", auth.ScopeRead, s.listAlerts)
 	route("GET /v1/alerts/events", "alerts-events", auth.ScopeRead, s.alertEvents)
@@ -202,6 +207,7 @@ func (s *Server) Handler() http.Handler {
 	// Azure Functions match routes without regard to case, and so does
 	// the AKS endpoint.
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		securityHeaders(w.Header())
 		if strings.EqualFold(strings.TrimSuffix(r.URL.Path, "/"), aksRoute) {
 			if r.Method != http.MethodPost {
 				w.Header().Set("Allow", http.MethodPost)
@@ -243,6 +249,14 @@ func (s *Server) wrap(name, scope string, h func(http.ResponseWriter, *http.Requ
 				"status", sw.code, "duration", time.Since(start).Round(time.Microsecond), "remote", r.RemoteAddr)
 		}()
 		key := s.Auth.Lookup(presentedKey(r))
+		if key == nil {
+			var csrfOK bool
+			if key, csrfOK = s.fromSession(r); key != nil && !csrfOK {
+				keyName = key.Name
+				writeError(sw, http.StatusForbidden, "missing or wrong X-CSRF-Token for this session")
+				return
+			}
+		}
 		if key == nil {
 			// Failed attempts are rate-limited by client address, so
 			// guessing keys is slow.
