@@ -227,7 +227,7 @@ func TestAKSLenientRequests(t *testing.T) {
 	body = aksBody(t, map[string]any{"action": "isolatepod", "entities": aksEntities(false, ns, "web-2", ""), "reason": "retry test"})
 	var first, second aksResp
 	sv.post(t, "/api/AKSTriggerResponse", key, true, body, nil, &first)
-	resp := sv.post(t, "/api/AKSTriggerResponse", key, true, body, nil, &second)
+	resp := sv.post(t, "/api/akstriggerRESPONSE", key, true, body, nil, &second) // the same endpoint, in another case
 	if resp.Header.Get("Idempotent-Replayed") != "true" || first.Actions[0].ID == "" || second.Actions[0].ID != first.Actions[0].ID {
 		t.Fatalf("retry: replayed=%q first %+v second %+v", resp.Header.Get("Idempotent-Replayed"), first, second)
 	}

@@ -11,6 +11,10 @@ import (
 	"github.com/kdfir/kdfir/internal/auth"
 )
 
+// maxReplays bounds the answers remembered at once (each holds a body,
+// up to runcommand's capped output).
+const maxReplays = 1000
+
 // timeNow is the clock, for SAS expiry checks.
 var timeNow = time.Now
 
@@ -66,7 +70,9 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, key *auth.Ke
 		id = r.Header.Get("Idempotency-Key")
 	}
 	sum := sha256.New()
-	sum.Write([]byte(key.Name + "\x00" + r.URL.Path + "\x00"))
+	// The route is matched without regard to case, so the path is not
+	// part of the key: one endpoint, one namespace of requests.
+	sum.Write([]byte(key.Name + "\x00"))
 	if id != "" {
 		sum.Write([]byte("id\x00" + id))
 	} else {
@@ -107,6 +113,12 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, key *auth.Ke
 		}
 		// The first one was not remembered (a 503): run this one.
 		s.idempotent(w, r, key, body, h)
+		return
+	}
+	if len(s.replays.entries) >= maxReplays {
+		// Full (a flood within the window): answer without remembering.
+		s.replays.mu.Unlock()
+		h(w)
 		return
 	}
 	e := &replay{done: make(chan struct{}), at: now}
