@@ -237,6 +237,12 @@ func (s *Serve) validate() error {
 				return fieldErrorf(fmt.Sprintf("%s.scopes[%d]", p, j), "unknown scope %q (known: %s)", sc, strings.Join(Scopes, ", "))
 			}
 		}
+		if k.RatePerSecond < 0 || k.RatePerSecond > MaxKeyRate {
+			return fieldErrorf(p+".ratePerSecond", "%v is outside 0 to %d", k.RatePerSecond, MaxKeyRate)
+		}
+		if k.Burst < 0 || k.Burst > MaxKeyRate {
+			return fieldErrorf(p+".burst", "%d is outside 0 to %d", k.Burst, MaxKeyRate)
+		}
 		if k.Cluster != "" {
 			if _, ok := s.FindCluster(k.Cluster); !ok {
 				return fieldErrorf(p+".cluster", "cluster %q is not in clusters", k.Cluster)
@@ -305,6 +311,9 @@ func IsLoopbackHost(host string) bool {
 	ip := net.ParseIP(host)
 	return host == "localhost" || ip != nil && ip.IsLoopback()
 }
+
+// MaxKeyRate bounds a key's ratePerSecond and burst.
+const MaxKeyRate = 100000
 
 // Scopes an API key may have: the action names and the service scopes.
 var Scopes = []string{

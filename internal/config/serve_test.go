@@ -43,12 +43,13 @@ audit: {retention: 30d}
 	}
 
 	bad := map[string]string{
-		"kdfir.yaml:4: apiKeys[0].hash":      strings.Replace(good, "hash: "+hash, "hash: kdfir_plaintextkey", 1),
-		"kdfir.yaml:5: apiKeys[0].scopes[1]": strings.Replace(good, "[alerts, collect-pod]", "[alerts, nuke]", 1),
-		"kdfir.yaml:6: apiKeys[0].cluster":   strings.Replace(good, "cluster: prod", "cluster: nope", 1),
-		"kdfir.yaml:1: listen":               strings.Replace(good, "127.0.0.1:8443", "8443", 1),
-		"line 15: field bogus not found":     good + "bogus: 1\n",
-		"kdfir.yaml:13: alerts.dedupeWindow": strings.Replace(good, "10m", "soon", 1),
+		"kdfir.yaml:4: apiKeys[0].hash":                          strings.Replace(good, "hash: "+hash, "hash: kdfir_plaintextkey", 1),
+		"kdfir.yaml:5: apiKeys[0].scopes[1]":                     strings.Replace(good, "[alerts, collect-pod]", "[alerts, nuke]", 1),
+		"kdfir.yaml:6: apiKeys[0].cluster":                       strings.Replace(good, "cluster: prod", "cluster: nope", 1),
+		"kdfir.yaml:1: listen":                                   strings.Replace(good, "127.0.0.1:8443", "8443", 1),
+		"apiKeys[0].ratePerSecond: 1e+06 is outside 0 to 100000": strings.Replace(good, "  cluster: prod\n", "  cluster: prod\n  ratePerSecond: 1000000\n", 1),
+		"line 15: field bogus not found":                         good + "bogus: 1\n",
+		"kdfir.yaml:13: alerts.dedupeWindow":                     strings.Replace(good, "10m", "soon", 1),
 	}
 	for want, src := range bad {
 		_, err := Parse("kdfir.yaml", []byte(src))
