@@ -21,7 +21,7 @@ var namePreserving = map[string]bool{
 func DefaultName(e Expr) string {
 	switch x := e.(type) {
 	case *Ident:
-		if strings.HasPrefix(x.Name, "$") {
+		if x.Name == "$left" || x.Name == "$right" {
 			return ""
 		}
 		return x.Name
