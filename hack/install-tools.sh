@@ -47,6 +47,15 @@ else
 	ok "$(etcd --version | head -n1)"
 fi
 
+step "chromium (Debian package, for the console's browser tests)"
+if command -v chromium >/dev/null 2>&1; then
+	ok "$(chromium --version 2>/dev/null | head -n1)"
+else
+	sudo_if_needed apt-get update -qq
+	sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+	ok "$(chromium --version 2>/dev/null | head -n1)"
+fi
+
 for bin in kube-apiserver kube-controller-manager kube-scheduler; do
 	out="$tools/k8s-$KUBE_VERSION/$bin"
 	step "$bin $KUBE_VERSION"

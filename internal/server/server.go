@@ -26,6 +26,7 @@ import (
 	"github.com/kdfir/kdfir/internal/evidence"
 	"github.com/kdfir/kdfir/internal/journal"
 	"github.com/kdfir/kdfir/internal/playbook"
+	"github.com/kdfir/kdfir/web"
 )
 
 // ActionRequest asks for one action on one target.
@@ -190,6 +191,12 @@ func (s *Server) Handler() http.Handler {
 	route("POST /v1/audit", "audit", auth.ScopeAudit, s.postAudit)
 	route("GET /metrics", "metrics", auth.ScopeRead, func(w http.ResponseWriter, r *http.Request, _ *auth.Key) {
 		promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{}).ServeHTTP(w, r)
+	})
+	// The console: its page at /, its script and style under /console/.
+	mux.Handle("GET /console/", http.FileServerFS(web.Console))
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-cache")
+		http.ServeFileFS(w, r, web.Console, "console/index.html")
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
