@@ -1,5 +1,5 @@
 # kdfir: incident response and threat hunting for Kubernetes.
-#   make demo   build everything and run kdfir's main job on a local cluster
+#   make demo   build everything and run kdfir's main job on a local cluster (KEEP=1 keeps it running)
 #   make test   vet, staticcheck and the whole test suite with -race
 #   make tools  install etcd, kube-apiserver & co, kwok, staticcheck, azurite
 #   make bench  benchmarks
@@ -57,7 +57,7 @@ fuzz:
 	done
 
 demo: tools build
-	@hack/demo.sh
+	@KEEP=$(KEEP) hack/demo.sh
 
 bench: tools
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./... 

@@ -124,4 +124,12 @@ run k get pod web-7f9 -n shop --show-labels
 run k get networkpolicy -n shop
 run kd revert "$iso"
 
+say "The console"
+echo "console: https://127.0.0.1:$port/  (self-signed certificate)"
+echo "sign in with the demo's key: $(jq -r .key "$work/responder.json")"
+if [ "${KEEP:-}" = 1 ]; then
+	echo "KEEP=1: kdfir serve and the cluster keep running; press Ctrl-C to stop and clean up"
+	while kill -0 "${pids[0]}" 2>/dev/null; do sleep 1; done
+fi
+
 say "Done: stopping kdfir serve and the cluster, removing $work"
