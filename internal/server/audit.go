@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 
 	"github.com/kdfir/kdfir/internal/alert"
@@ -209,15 +210,18 @@ func (s RuleSink) Raise(ctx context.Context, a *alert.Alert) error {
 	return err
 }
 
-// notOwn leaves out the events of kdfir's own identity. Without one
-// (kdfir could not learn it), nothing is left out.
+// notOwn leaves out kdfir's own events: those of its authenticated
+// identity that also carry its User-Agent. The identity is what counts;
+// the User-Agent only keeps a person who shares kdfir's credentials (as in
+// a demo) in view. Without a known identity, nothing is left out: a
+// User-Agent alone, which anyone can send, never hides an event.
 func notOwn(batch []audit.Event, self string) []audit.Event {
 	if self == "" {
 		return batch
 	}
 	out := batch[:0:0]
 	for _, e := range batch {
-		if e.User.Username != self {
+		if e.User.Username != self || !strings.HasPrefix(e.UserAgent, UserAgent) {
 			out = append(out, e)
 		}
 	}
