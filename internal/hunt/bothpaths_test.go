@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -71,16 +70,7 @@ func TestBothPathsOnAuditEvents(t *testing.T) {
 	ctx := context.Background()
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	events := auditCorpus(t, now)
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), store.FileName), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	for i := 0; i < len(events); i += 1000 {
-		if _, _, err := st.InsertBatch(ctx, events[i:min(i+1000, len(events))]); err != nil {
-			t.Fatal(err)
-		}
-	}
+	st := storeOf(t, events)
 	mem := audit.NewBatchSource(events)
 
 	queries := map[string]string{

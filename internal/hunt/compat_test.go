@@ -111,16 +111,7 @@ type compatResult struct {
 func TestCompatibilitySuite(t *testing.T) {
 	ctx := context.Background()
 	events := compatEvents(t)
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), store.FileName), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	for i := 0; i < len(events); i += 1000 {
-		if _, _, err := st.InsertBatch(ctx, events[i:min(i+1000, len(events))]); err != nil {
-			t.Fatal(err)
-		}
-	}
+	st := storeOf(t, events)
 	mem := audit.NewBatchSource(events)
 
 	files, err := filepath.Glob("testdata/compat/*.kql")

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kdfir/kdfir/internal/audit"
 	"github.com/kdfir/kdfir/internal/kql/eval"
 	"github.com/kdfir/kdfir/internal/kql/syntax"
 	"github.com/kdfir/kdfir/internal/store"
@@ -19,14 +20,7 @@ func TestEvaluatorRowLimit(t *testing.T) {
 	ctx := context.Background()
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	events := auditCorpus(t, now)
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), store.FileName), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if _, _, err := st.InsertBatch(ctx, events); err != nil {
-		t.Fatal(err)
-	}
+	st := storeOf(t, events)
 	// Every event joined with every event of the same verb.
 	q, _, err := syntax.Parse(`KubeAudit | project verb, a = auditID | join kind=inner (KubeAudit | project verb, b = auditID) on verb | count`)
 	if err != nil {
@@ -50,4 +44,22 @@ func TestEvaluatorRowLimit(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "exceeds the limit of 50 rows") {
 		t.Fatalf("join past the limit: %v", err)
 	}
+}
+
+// storeOf opens a store in a temporary directory, closed when the test
+// ends, holding events (inserted in batches of 1,000).
+func storeOf(t *testing.T, events []audit.Event) *store.Store {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), store.FileName), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	for i := 0; i < len(events); i += 1000 {
+		if _, _, err := st.InsertBatch(ctx, events[i:min(i+1000, len(events))]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return st
 }
