@@ -170,13 +170,7 @@ func (RemovePodMarkers) Revert(ctx context.Context, env Env, e *journal.Entry, d
 	if ok, err := priorOf(e, podObject(op.ns, op.name), &pod); err != nil || !ok {
 		return rv, err
 	}
-	pods := env.Client.CoreV1().Pods(op.ns)
-	if _, err := revertMetaOn(ctx, podObject(op.ns, op.name), op.edits(&pod), rv,
-		func(ctx context.Context) (metav1.Object, error) { return pods.Get(ctx, op.name, metav1.GetOptions{}) },
-		func(ctx context.Context, pt types.PatchType, patch []byte) error {
-			_, err := pods.Patch(ctx, op.name, pt, patch, patchOptions(dryRun))
-			return err
-		}); err != nil {
+	if _, err := revertPodMeta(ctx, env, op.ns, op.name, op.edits(&pod), rv, dryRun); err != nil {
 		return rv, err
 	}
 	var pol networkingv1.NetworkPolicy

@@ -271,13 +271,7 @@ func (IsolatePod) Revert(ctx context.Context, env Env, e *journal.Entry, dryRun 
 			if !ok {
 				return nil
 			}
-			pods := env.Client.CoreV1().Pods(op.ns)
-			undo, err := revertMetaOn(ctx, podObject(op.ns, op.name), op.edits(&pod, e.ID), rv,
-				func(ctx context.Context) (metav1.Object, error) { return pods.Get(ctx, op.name, metav1.GetOptions{}) },
-				func(ctx context.Context, pt types.PatchType, patch []byte) error {
-					_, err := pods.Patch(ctx, op.name, pt, patch, patchOptions(dryRun))
-					return err
-				})
+			undo, err := revertPodMeta(ctx, env, op.ns, op.name, op.edits(&pod, e.ID), rv, dryRun)
 			for _, u := range undo {
 				unlabelled = unlabelled || u.Key == op.key && u.Field == "labels"
 			}
@@ -300,6 +294,18 @@ func (IsolatePod) Revert(ctx context.Context, env Env, e *journal.Entry, dryRun 
 	rv.Changes = append(rv.Changes, changes...)
 	rv.LeftAlone = append(rv.LeftAlone, left...)
 	return rv, err
+}
+
+// revertPodMeta undoes edits on a pod's labels and annotations (see
+// revertMetaOn).
+func revertPodMeta(ctx context.Context, env Env, ns, name string, edits []metaEdit, rv *journal.Revert, dryRun bool) ([]metaEdit, error) {
+	pods := env.Client.CoreV1().Pods(ns)
+	return revertMetaOn(ctx, podObject(ns, name), edits, rv,
+		func(ctx context.Context) (metav1.Object, error) { return pods.Get(ctx, name, metav1.GetOptions{}) },
+		func(ctx context.Context, pt types.PatchType, patch []byte) error {
+			_, err := pods.Patch(ctx, name, pt, patch, patchOptions(dryRun))
+			return err
+		})
 }
 
 // revertMetaOn undoes edits on one object and records what it did in rv;
