@@ -49,6 +49,7 @@ import (
 //	  idempotencyWindow: 10m            # a repeated request within it gets the first answer
 //	alerts: {dedupeWindow: 10m}
 //	audit: {retention: 30d}
+//	oidc: {issuer: ..., clientID: ..., redirectURL: ..., groups: {...}}  # console sign-in (see OIDC)
 type Serve struct {
 	Listen         string            `json:"listen,omitempty" yaml:"listen"`
 	TLS            TLS               `json:"tls,omitzero" yaml:"tls"`
@@ -66,6 +67,8 @@ type Serve struct {
 	Labels         Labels            `json:"labels,omitzero" yaml:"labels"`
 	Alerts         AlertsConfig      `json:"alerts,omitzero" yaml:"alerts"`
 	Audit          AuditConfig       `json:"audit,omitzero" yaml:"audit"`
+	// OIDC turns on the console's OpenID Connect sign-in (see OIDC).
+	OIDC *OIDC `json:"oidc,omitempty" yaml:"oidc"`
 }
 
 // TLS names the certificate and key files.
@@ -298,7 +301,7 @@ func (s *Serve) validate() error {
 			return fieldErrorf("audit.retention", "%v", err)
 		}
 	}
-	return nil
+	return s.validateOIDC()
 }
 
 // IsLoopbackHost reports whether a host (with or without a port) is
