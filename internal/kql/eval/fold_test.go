@@ -75,6 +75,13 @@ func TestPackAllErrors(t *testing.T) {
 		{`datatable(a:long)[1] | summarize count(), p = pack_all()`, `1:47: pack_all() in summarize must be the argument of an aggregation function, such as make_list(pack_all())`},
 		{`let x = pack_all(); print x`, `1:9: let x must be a constant expression`},
 	}
+	checkQueryErrors(t, tests)
+}
+
+// checkQueryErrors runs each query over the fixture: each must fail with
+// a query error whose first line is want.
+func checkQueryErrors(t *testing.T, tests []struct{ query, want string }) {
+	t.Helper()
 	src := fixtureSource()
 	for _, tt := range tests {
 		_, err := run(t, src, tt.query)
@@ -161,7 +168,7 @@ func TestFunctionsFoldOnlyWhatIsConstant(t *testing.T) {
 	}
 	checked := 0
 	for _, text := range callsToAudit() {
-		q, _, err := syntax.Parse("print " + text)
+		q, _, err := syntax.Parse("print x = " + text) // named: a function of several outputs stays one call
 		if err != nil {
 			t.Fatalf("%s: %v", text, err)
 		}
@@ -311,4 +318,46 @@ func (s indexPanicSource) Scan(context.Context, table.ScanRequest) (table.Rows, 
 	i := 3
 	_ = row[i]
 	return nil, nil
+}
+
+// TestWindowFunctionsNeverFold covers the siblings of pack_all() outside
+// the function table: row_number(), prev() and next() have no arguments
+// or constant ones, yet their value depends on the row's place, so they
+// must never be folded into a constant (prev(1) is null on the first row
+// and 1 after it); where there is no serialized row set they are an
+// error at their position, never a panic.
+func TestWindowFunctionsNeverFold(t *testing.T) {
+	const rows = `range x from 1 to 3 step 1`
+	tests := []struct{ name, query, want string }{
+		{"row_number", rows + ` | extend r = row_number()`, `[[1,1],[2,2],[3,3]]`},
+		{"row_number constant start", rows + ` | extend r = row_number(10)`, `[[1,10],[2,11],[3,12]]`},
+		{"row_number constant restart", rows + ` | extend r = row_number(1, true)`, `[[1,1],[2,1],[3,1]]`},
+		{"prev constant", rows + ` | extend p = prev(1)`, `[[1,null],[2,1],[3,1]]`},
+		{"prev constant default", rows + ` | extend p = prev(7, 1, 5)`, `[[1,5],[2,7],[3,7]]`},
+		{"next constant", rows + ` | extend n = next(1)`, `[[1,1],[2,1],[3,null]]`},
+		{"next constant offset", rows + ` | extend n = next("a", 2)`, `[[1,"a"],[2,""],[3,""]]`},
+		{"inside a constant expression", rows + ` | extend s = strcat("r", row_number())`, `[[1,"r1"],[2,"r2"],[3,"r3"]]`},
+		{"serialize", rows + ` | serialize r = row_number() | where r > 1`, `[[2,2],[3,3]]`},
+		{"project", rows + ` | project p = prev(0, 1, -1)`, `[[-1],[0],[0]]`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := run(t, fixtureSource(), tt.query)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := resultJSON(res.Rows); got != tt.want {
+				t.Errorf("%s:\n got %s\nwant %s", tt.query, got, tt.want)
+			}
+		})
+	}
+	errs := []struct{ query, want string }{
+		{`print r = row_number()`, `1:11: row_number() can only be used in extend, serialize or project on a serialized row set`},
+		{`print p = prev(1)`, `1:11: prev() can only be used in extend, serialize or project on a serialized row set`},
+		{`print n = next(1)`, `1:11: next() can only be used in extend, serialize or project on a serialized row set`},
+		{rows + ` | where next(1) == 1`, `1:36: next() can only be used in extend, serialize or project on a serialized row set`},
+		{rows + ` | summarize make_list(row_number())`, `1:50: row_number() can only be used in extend, serialize or project on a serialized row set`},
+		{`let n = row_number(); print n`, `1:9: row_number() can only be used in extend, serialize or project on a serialized row set`},
+	}
+	checkQueryErrors(t, errs)
 }

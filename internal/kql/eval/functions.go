@@ -48,6 +48,7 @@ func init() {
 	registerMathFuncs()
 	registerCompatFuncs()
 	registerSeriesFuncs()
+	registerAnomalyFuncs()
 }
 
 func register(name string, min, max int, b builder) {

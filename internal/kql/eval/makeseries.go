@@ -55,6 +55,20 @@ func (r *runner) makeSeries(rel *relation, op *syntax.MakeSeries, e *env) (*rela
 			return nil, err
 		}
 	}
+	if op.InRange {
+		// in range(start, stop, step): the bins of bin(), stop inclusive.
+		if from == nil || to == nil {
+			return nil, r.errorf(op.From.Pos(), "make-series in range() needs a start and a stop that are not null")
+		}
+		c, ok := orderValues(from, to)
+		from, to = binValue(from, step), arith('+', binValue(to, step), step)
+		if !ok || from == nil || to == nil {
+			return nil, r.errorf(op.From.Pos(), "make-series in range(): start and stop must be of the axis' type (%s)", axis.typ)
+		}
+		if c > 0 {
+			return nil, r.errorf(op.From.Pos(), "make-series in range(): start is after stop")
+		}
+	}
 	// The aggregates, as a summarize by bin index (and the keys).
 	sum := &syntax.Summarize{OpPos: op.OpPos}
 	for _, a := range op.Aggs {

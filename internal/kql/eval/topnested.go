@@ -13,6 +13,15 @@ import (
 // of kept values, with each level's value and aggregate. Ties are broken
 // by the value, ascending, so that the result does not depend on the
 // input's order (Kusto leaves it open).
+//
+// "with others = V" at a level adds, under each value kept at the level
+// before, a row for the rows left out of the top N: V, and the aggregate
+// over them. As in Kusto's own example, the left-out rows stay one
+// bucket at the levels below: a level with others gives the bucket its V
+// and the aggregate over the whole bucket, a level without gives null
+// and null; and a level without others still makes a bucket of its
+// left-out rows when a level below has others, so that every row is
+// counted once at the deepest level with others.
 func (r *runner) topNested(rel *relation, op *syntax.TopNested, e *env) (*relation, error) {
 	type level struct {
 		n      int
@@ -20,6 +29,8 @@ func (r *runner) topNested(rel *relation, op *syntax.TopNested, e *env) (*relati
 		agg    *syntax.Summarize // summarize Agg by Of, over a group
 		desc   bool
 		ofType table.Type
+		others any  // the value of the left-out rows' row
+		hasOth bool // with others is given
 	}
 	var levels []level
 	var cols []table.Column
@@ -62,9 +73,55 @@ func (r *runner) topNested(rel *relation, op *syntax.TopNested, e *env) (*relati
 		}
 		cols[len(cols)-2].Type = colType(of)
 		cols[len(cols)-1].Type = shape.cols[0].Type
-		levels = append(levels, level{n: n, of: of.fn, agg: sum, desc: l.Desc, ofType: colType(of)})
+		lv := level{n: n, of: of.fn, agg: sum, desc: l.Desc, ofType: colType(of)}
+		if l.Others != nil {
+			c, err := newScope(r, e, nil).compile(l.Others)
+			if err != nil {
+				return nil, err
+			}
+			if !c.isConst {
+				return nil, r.errorf(l.Others.Pos(), "top-nested with others expects a constant")
+			}
+			lv.hasOth, lv.others = true, c.val
+			if c.val != nil {
+				if lv.others = convertTo(lv.ofType, c.val); lv.others == nil {
+					return nil, r.errorf(l.Others.Pos(), "top-nested with others: the value must be a %s, like %s", lv.ofType, ofName)
+				}
+			}
+		}
+		levels = append(levels, lv)
+	}
+	// othersBelow[d]: a level at or below d has with others.
+	othersBelow := make([]bool, len(levels)+1)
+	for d := len(levels) - 1; d >= 0; d-- {
+		othersBelow[d] = othersBelow[d+1] || levels[d].hasOth
+	}
+	aggregate := func(rows [][]any, l level) (any, error) {
+		res, err := r.summarize(&relation{cols: rel.cols, rows: rows}, l.agg, e)
+		if err != nil || len(res.rows) == 0 {
+			return nil, err
+		}
+		return res.rows[0][0], nil
 	}
 	var out [][]any
+	// bucket carries the rows left out at a level down the levels below.
+	var bucket func(rows [][]any, depth int, prefix []any) error
+	bucket = func(rows [][]any, depth int, prefix []any) error {
+		if depth == len(levels) {
+			out = append(out, slices.Clone(prefix))
+			return r.checkRows(len(out), op.OpPos)
+		}
+		l := levels[depth]
+		var val, agg any
+		if l.hasOth {
+			a, err := aggregate(rows, l)
+			if err != nil {
+				return err
+			}
+			val, agg = l.others, a
+		}
+		return bucket(rows, depth+1, append(prefix, val, agg))
+	}
 	var walk func(rows [][]any, depth int, prefix []any) error
 	walk = func(rows [][]any, depth int, prefix []any) error {
 		if depth == len(levels) {
@@ -95,13 +152,11 @@ func (r *runner) topNested(rel *relation, op *syntax.TopNested, e *env) (*relati
 			g.rows = append(g.rows, row)
 		}
 		for _, g := range groups {
-			res, err := r.summarize(&relation{cols: rel.cols, rows: g.rows}, l.agg, e)
+			a, err := aggregate(g.rows, l)
 			if err != nil {
 				return err
 			}
-			if len(res.rows) > 0 {
-				g.agg = res.rows[0][0]
-			}
+			g.agg = a
 		}
 		slices.SortStableFunc(groups, func(a, b *group) int {
 			c, _ := orderValues(a.agg, b.agg)
@@ -119,13 +174,22 @@ func (r *runner) topNested(rel *relation, op *syntax.TopNested, e *env) (*relati
 			k, _ := orderValues(a.key, b.key)
 			return k
 		})
+		var left [][]any
 		if len(groups) > l.n {
+			if othersBelow[depth] {
+				for _, g := range groups[l.n:] {
+					left = append(left, g.rows...)
+				}
+			}
 			groups = groups[:l.n]
 		}
 		for _, g := range groups {
 			if err := walk(g.rows, depth+1, append(prefix, g.key, g.agg)); err != nil {
 				return err
 			}
+		}
+		if len(left) > 0 {
+			return bucket(left, depth, prefix)
 		}
 		return nil
 	}

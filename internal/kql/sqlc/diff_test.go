@@ -209,6 +209,8 @@ var evaluatorByDesign = map[string]string{
 	"op_make_series_bounds":       "make-series builds arrays over bins",
 	"op_make_series_empty":        "make-series builds arrays over bins",
 	"fn_series_peak":              "make-series builds arrays over bins",
+	"op_make_series_in_range":     "make-series builds arrays over bins",
+	"op_top_nested_others":        "top-nested aggregates within each kept value",
 }
 
 // TestGoldenBothPaths runs every golden query of the evaluator compiled

@@ -72,7 +72,9 @@ type SearchSource struct {
 
 // MakeSeries is "make-series [kind=nonempty] Aggs on Axis [from F] [to T]
 // step S [by Keys]": per group, each aggregate as an array over the bins
-// of Axis, and the bins' starts as an array named after Axis.
+// of Axis, and the bins' starts as an array named after Axis. The older
+// form "on Axis in range(F, T, S)" sets InRange: then T is inclusive and
+// the bins are those of bin() (bin(F, S) to bin(T, S)), not F + k*S.
 type MakeSeries struct {
 	OpPos    Pos
 	Aggs     []SeriesAgg
@@ -81,6 +83,7 @@ type MakeSeries struct {
 	Step     Expr
 	By       []Assign
 	NonEmpty bool
+	InRange  bool
 }
 
 // SeriesAgg is one "[Name =] Agg [default = Value]" of make-series.
@@ -97,13 +100,15 @@ type TopNested struct {
 	Levels []TopNestedLevel
 }
 
-// TopNestedLevel is one "top-nested [N] of Of by Agg [asc|desc]".
+// TopNestedLevel is one "top-nested [N] of Of [with others = Others] by
+// Agg [asc|desc]".
 type TopNestedLevel struct {
-	Pos  Pos
-	N    Expr // nil: all values
-	Of   Assign
-	Agg  Assign
-	Desc bool
+	Pos    Pos
+	N      Expr // nil: all values
+	Of     Assign
+	Others Expr // nil: no row for the values left out
+	Agg    Assign
+	Desc   bool
 }
 
 // Evaluate is "| evaluate plugin(args)"; only bag_unpack is supported.

@@ -16,6 +16,16 @@ var namePreserving = map[string]bool{
 	"startofweek": true, "startofmonth": true, "startofyear": true,
 }
 
+// MultiOutput lists the functions that return several columns, with the
+// suffix of each: "extend (flag, score, baseline) =
+// series_decompose_anomalies(y)" names them, "extend
+// series_decompose_anomalies(y)" gives series_decompose_anomalies_y_ad_flag
+// and so on. Such a function's value is a bag of its outputs.
+var MultiOutput = map[string][]string{
+	"series_decompose_anomalies": {"ad_flag", "ad_score", "baseline"},
+	"series_decompose":           {"baseline", "seasonal", "trend", "residual"},
+}
+
 // DefaultName is the column name Kusto gives an expression that is not
 // named explicitly ("user_username" for user.username), or "".
 func DefaultName(e Expr) string {

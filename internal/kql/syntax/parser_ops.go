@@ -168,11 +168,87 @@ func (p *parser) paramValue() string {
 func (p *parser) parseAssigns() []Assign {
 	var out []Assign
 	for {
-		out = append(out, p.parseAssign())
+		if names, ok := p.tupleNames(); ok {
+			out = append(out, p.tupleAssign(names)...)
+		} else {
+			out = append(out, spreadOutputs(p.parseAssign())...)
+		}
 		if !p.acceptPunct(",") {
 			return out
 		}
 	}
+}
+
+// tupleNames reads the "(a, b, c) =" of a tuple assignment, if one
+// starts here.
+func (p *parser) tupleNames() ([]token, bool) {
+	if !p.isPunct("(") || !p.peekN(1).isName() {
+		return nil, false
+	}
+	var names []token
+	j := p.i + 1
+	for ; j+1 < len(p.toks) && p.toks[j].isName(); j += 2 {
+		names = append(names, p.toks[j])
+		if !p.toks[j+1].isPunct(",") {
+			break
+		}
+	}
+	if j+2 >= len(p.toks) || !p.toks[j+1].isPunct(")") || !p.toks[j+2].isPunct("=") {
+		return nil, false
+	}
+	p.i = j + 3
+	return names, true
+}
+
+// tupleAssign is "(a, b, c) = f(...)" for a function that returns
+// several columns (MultiOutput): a = f(...).first, and so on.
+func (p *parser) tupleAssign(names []token) []Assign {
+	x := p.parseExpr()
+	call, ok := x.(*Call)
+	outs := MultiOutput[callName(call, ok)]
+	if !ok || outs == nil {
+		p.fail(x.Pos(), "a tuple assignment needs a function that returns several columns, such as series_decompose_anomalies()")
+		return nil
+	}
+	if len(names) > len(outs) {
+		p.fail(names[len(outs)].Pos, "%s returns %d columns (%s), not %d", call.Name, len(outs), strings.Join(outs, ", "), len(names))
+		return nil
+	}
+	out := make([]Assign, len(names))
+	for i, n := range names {
+		out[i] = Assign{Name: n.Text, NamePos: n.Pos, Expr: &Member{X: call, Name: outs[i], NamePos: call.NamePos}}
+	}
+	return out
+}
+
+func callName(c *Call, ok bool) string {
+	if !ok {
+		return ""
+	}
+	return c.Name
+}
+
+// spreadOutputs gives an unnamed call of a function that returns several
+// columns one column per output, named as Kusto names them:
+// "series_decompose_anomalies(y)" gives series_decompose_anomalies_y_ad_flag,
+// series_decompose_anomalies_y_ad_score and series_decompose_anomalies_y_baseline.
+func spreadOutputs(a Assign) []Assign {
+	call, ok := a.Expr.(*Call)
+	outs := MultiOutput[callName(call, ok)]
+	if a.Name != "" || outs == nil {
+		return []Assign{a}
+	}
+	prefix := call.Name
+	if len(call.Args) > 0 {
+		if n := DefaultName(call.Args[0]); n != "" {
+			prefix += "_" + n
+		}
+	}
+	out := make([]Assign, len(outs))
+	for i, o := range outs {
+		out[i] = Assign{Name: prefix + "_" + o, NamePos: call.NamePos, Expr: &Member{X: call, Name: o, NamePos: call.NamePos}}
+	}
+	return out
 }
 
 func (p *parser) parseAssign() Assign {
@@ -345,9 +421,31 @@ func (p *parser) parseMakeSeries(pos Pos) Operator {
 		}
 	}
 	p.expectKeyword("on")
-	ms.Axis = p.parseExpr()
-	if p.isIdent("in") {
-		p.fail(p.tok().Pos, "make-series ... in range() is not supported: use from, to and step")
+	if t := p.tok(); t.isName() && p.peekN(1).isIdent("in") && p.peekN(2).isIdent("range") {
+		// "on T in range(...)": T is a column, not the left of an in.
+		p.next()
+		ms.Axis = &Ident{Name: t.Text, NamePos: t.Pos}
+	} else {
+		ms.Axis = p.parseExpr()
+	}
+	if p.acceptIdent("in") {
+		// The older form: in range(start, stop, step).
+		if !p.isIdent("range") || !p.peekN(1).isPunct("(") {
+			p.failExpected(p.tok(), "range(start, stop, step) after in")
+		}
+		p.next()
+		p.next()
+		ms.InRange = true
+		ms.From = p.parseExpr()
+		p.expectPunct(",")
+		ms.To = p.parseExpr()
+		p.expectPunct(",")
+		ms.Step = p.parseExpr()
+		p.expectPunct(")")
+		if p.acceptIdent("by") {
+			ms.By = p.parseAssigns()
+		}
+		return ms
 	}
 	if p.acceptIdent("from") {
 		ms.From = p.parseExpr()
@@ -373,8 +471,10 @@ func (p *parser) parseTopNested(pos Pos) Operator {
 		}
 		p.expectKeyword("of")
 		l.Of = p.parseAssign()
-		if p.isIdent("with") {
-			p.fail(p.tok().Pos, "top-nested with others is not supported")
+		if p.acceptIdent("with") {
+			p.expectKeyword("others")
+			p.expectPunct("=")
+			l.Others = p.parseExpr()
 		}
 		p.expectKeyword("by")
 		l.Agg = p.parseAssign()
