@@ -264,6 +264,9 @@ type Result struct {
 	// Reverted lists every action a release reverted, newest first.
 	Reverted []string `json:"reverted,omitempty"`
 	Output   any      `json:"output,omitempty"`
+	// Plan is, for a dry run, every object that would change and how,
+	// from the API server's dry-run answers.
+	Plan []PlanItem `json:"plan,omitempty"`
 }
 
 // InputError is bad input, found before any API call.
@@ -319,12 +322,14 @@ func (r *Runner) Run(ctx context.Context, req Request) (*Result, error) {
 		return res, nil
 	}
 	if req.DryRun {
-		out, err := act.Apply(ctx, r.env(), e, true)
+		env, plan := r.dryRunEnv()
+		out, err := act.Apply(ctx, env, e, true)
 		if err != nil {
 			return nil, fmt.Errorf("%s %s (dry run): %w", req.Action, req.Target, err)
 		}
 		res.Status, res.Message = StatusDryRun, "dry run: the API server accepted these changes; nothing was changed or journaled"
 		res.Changes = nonNil(e.Changes)
+		res.Plan = plan(e.Changes)
 		res.Output, res.Warnings = out.Output, out.Warnings
 		return res, nil
 	}
@@ -412,12 +417,14 @@ func (r *Runner) revert(ctx context.Context, e *journal.Entry, dryRun bool) (*Re
 		return nil, fmt.Errorf("action %s (%s): %w: it changed nothing kdfir can undo", e.ID, e.Action, ErrNotRevertible)
 	}
 	if dryRun {
-		rv, err := act.Revert(ctx, r.env(), e, true)
+		env, plan := r.dryRunEnv()
+		rv, err := act.Revert(ctx, env, e, true)
 		if err != nil {
 			return nil, fmt.Errorf("revert %s (dry run): %w", e.ID, err)
 		}
 		res.Status, res.Message = StatusDryRun, "dry run: the API server accepted these changes; nothing was changed or journaled"
 		res.Changes, res.LeftAlone = nonNil(rv.Changes), rv.LeftAlone
+		res.Plan = plan(rv.Changes)
 		return res, nil
 	}
 	// The revert's intent, so that a revert interrupted midway shows as
@@ -488,6 +495,7 @@ func (r *Runner) Release(ctx context.Context, action, target string, dryRun bool
 			res.Reverted = append(res.Reverted, e.ID)
 			res.Changes = append(res.Changes, one.Changes...)
 			res.LeftAlone = append(res.LeftAlone, one.LeftAlone...)
+			res.Plan = append(res.Plan, one.Plan...)
 			msgs = append(msgs, one.Message)
 		}
 		if err != nil {
