@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -83,11 +82,7 @@ func storable(all []audit.Event) []audit.Event {
 	var out []audit.Event
 	for _, e := range all {
 		e.Time = e.Time.Truncate(time.Microsecond)
-		stage := "\x01"
-		if e.Has(audit.FieldStage) {
-			stage = e.Stage
-		}
-		k := fmt.Sprint(e.Time.UnixMicro(), e.Time.IsZero(), "\x00", e.Cluster, "\x00", store.DedupKey(&e), "\x00", stage)
+		k := store.IdentityKey(&e)
 		if !seen[k] {
 			seen[k] = true
 			out = append(out, e)

@@ -123,22 +123,12 @@ func fixtureEvents(t testing.TB) []audit.Event {
 	return all
 }
 
-// dedupKey is the store's key of an event: time (to the microsecond, as
-// DuckDB keeps it), cluster, stage (absent is not "") and audit id.
-func dedupKey(e *audit.Event) string {
-	stage := "\x01"
-	if e.Has(audit.FieldStage) {
-		stage = e.Stage
-	}
-	return fmt.Sprint(e.Time.UnixMicro(), e.Time.IsZero(), "\x00", e.Cluster, "\x00", store.DedupKey(e), "\x00", stage)
-}
-
 // dedup keeps the first of events with the same store key.
 func dedup(evs []audit.Event) []audit.Event {
 	seen := map[string]bool{}
 	var out []audit.Event
 	for _, e := range evs {
-		if k := dedupKey(&e); !seen[k] {
+		if k := store.IdentityKey(&e); !seen[k] {
 			seen[k] = true
 			out = append(out, e)
 		}

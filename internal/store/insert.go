@@ -227,21 +227,24 @@ func (s *Store) appendRows(ctx context.Context, conn *sql.Conn, catalog, table s
 	})
 }
 
-// dropRepeats keeps the first of the events that share a dedup key.
-func dropRepeats(events []audit.Event, rows [][]driver.Value) [][]driver.Value {
-	type key struct {
-		t                   int64
-		cluster, stage, key string
+// IdentityKey is what makes an event itself and not a copy: its time (to
+// the microsecond, as the store keeps it), cluster, stage (absent is not
+// "") and DedupKey. The store keeps one event per identity.
+func IdentityKey(e *audit.Event) string {
+	stage := "\x01" // absent, which SQL tells from ""
+	if e.Has(audit.FieldStage) {
+		stage = e.Stage
 	}
-	seen := make(map[key]struct{}, len(events))
+	t := e.Time.Truncate(time.Microsecond)
+	return fmt.Sprint(t.UnixMicro(), t.IsZero(), "\x00", e.Cluster, "\x00", DedupKey(e), "\x00", stage)
+}
+
+// dropRepeats keeps the first of the events that share an identity.
+func dropRepeats(events []audit.Event, rows [][]driver.Value) [][]driver.Value {
+	seen := make(map[string]struct{}, len(events))
 	out := rows[:0]
 	for i := range events {
-		e := &events[i]
-		stage := "\x01" // absent, which SQL tells from ""
-		if e.Has(audit.FieldStage) {
-			stage = e.Stage
-		}
-		k := key{e.Time.Truncate(time.Microsecond).UnixNano(), e.Cluster, stage, DedupKey(e)}
+		k := IdentityKey(&events[i])
 		if _, dup := seen[k]; dup {
 			continue
 		}
