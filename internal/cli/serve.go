@@ -171,6 +171,13 @@ func serve(ctx context.Context, g *Globals, c *config.Config, insecureHTTP bool)
 		IdempotencyWindow: c.AKS.Window(),
 		Evidence:          dispatcher.Evidence,
 	}
+	if c.OIDC != nil {
+		secret, err := c.OIDC.Secret()
+		if err != nil {
+			return err
+		}
+		srv.OIDC = server.NewOIDC(ctx, *c.OIDC, secret, log)
+	}
 	srv.Playbooks = &playbook.Engine{Playbooks: books, Exec: srv}
 	engine := &detect.Engine{Rules: rules, Sink: server.RuleSink{Server: srv}, State: alerts, Log: log,
 		Window: func(since, until time.Time) table.Source {

@@ -128,6 +128,8 @@ type Server struct {
 	ClusterName func(ref string) string
 	// SessionTTL is how long a console session lasts (default 8h).
 	SessionTTL time.Duration
+	// OIDC turns on the console's OpenID Connect sign-in (nil: off).
+	OIDC *OIDC
 	// Evidence maps the AKS endpoint's storageaccount to a checked
 	// destination (nil: collectartifacts to blob storage is refused).
 	Evidence *evidence.Policy
@@ -175,7 +177,7 @@ func (s *Server) Handler() http.Handler {
 		aksRoute = "/api/AKSTriggerResponse"
 	}
 	aks := s.wrap("aks-trigger", "", s.aksTrigger)
-	mux.HandleFunc("POST /v1/session", s.signIn)
+	s.sessionRoutes(mux)
 	route("DELETE /v1/session", "session-end", "", s.signOut)
 	route("POST /v1/alerts", "alerts-post", auth.ScopeAlerts, s.postAlert)
 	route("GET /v1/alerts", "alerts-list", auth.ScopeRead, s.listAlerts)

@@ -24,9 +24,12 @@ const SessionCookie = "kdfir_session"
 const DefaultSessionTTL = 8 * time.Hour
 
 type session struct {
-	key     string // the API key's name
-	csrf    string
-	expires time.Time
+	key string // the API key's name
+	// principal is an OIDC session's (oidc:<user>, its groups' scopes);
+	// nil for a key's session.
+	principal *auth.Key
+	csrf      string
+	expires   time.Time
 }
 
 type sessions struct {
@@ -40,7 +43,7 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-func (ss *sessions) create(key string, ttl time.Duration) (id string, s *session) {
+func (ss *sessions) create(key string, principal *auth.Key, ttl time.Duration) (id string, s *session) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if ss.m == nil {
@@ -53,7 +56,7 @@ func (ss *sessions) create(key string, ttl time.Duration) (id string, s *session
 		}
 	}
 	id = randomToken()
-	s = &session{key: key, csrf: randomToken(), expires: now.Add(ttl)}
+	s = &session{key: key, principal: principal, csrf: randomToken(), expires: now.Add(ttl)}
 	ss.m[id] = s
 	return id, s
 }
@@ -87,7 +90,10 @@ func (s *Server) fromSession(r *http.Request) (key *auth.Key, csrfOK bool) {
 	if sess == nil {
 		return nil, true
 	}
-	k := s.Auth.ByName(sess.key)
+	k := sess.principal
+	if k == nil {
+		k = s.Auth.ByName(sess.key)
+	}
 	if k == nil {
 		return nil, true // the key was removed from the config
 	}
@@ -95,8 +101,13 @@ func (s *Server) fromSession(r *http.Request) (key *auth.Key, csrfOK bool) {
 	case http.MethodGet, http.MethodHead, http.MethodOptions:
 		return k, true
 	}
-	tok := r.Header.Get("X-CSRF-Token")
-	return k, tok != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(sess.csrf)) == 1
+	return k, equalSecret(r.Header.Get("X-CSRF-Token"), sess.csrf)
+}
+
+// equalSecret compares a presented token with the expected one in
+// constant time; an empty one never matches.
+func equalSecret(got, want string) bool {
+	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
 }
 
 type sessionRequest struct {
@@ -133,15 +144,57 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "a valid API key is required")
 		return
 	}
+	sess := s.startSession(w, k)
+	s.Log.Info("console sign-in", "key", k.Name, "remote", r.RemoteAddr)
+	writeJSON(w, http.StatusOK, sessionResponse{Key: k.Name, Scopes: k.Scopes, CSRF: sess.csrf, Expires: sess.expires})
+}
+
+// startSession opens a console session for k and sets its cookie. A key
+// (k from the Authenticator) is looked up again on every request; an OIDC
+// principal (named oidc:...) is kept with the session.
+func (s *Server) startSession(w http.ResponseWriter, k *auth.Key) *session {
 	ttl := s.SessionTTL
 	if ttl <= 0 {
 		ttl = DefaultSessionTTL
 	}
-	id, sess := s.sessions.create(k.Name, ttl)
+	var principal *auth.Key
+	if s.Auth.ByName(k.Name) != k {
+		principal = k
+	}
+	id, sess := s.sessions.create(k.Name, principal, ttl)
 	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: id, Path: "/", HttpOnly: true, Secure: true,
 		SameSite: http.SameSiteStrictMode, Expires: sess.expires, MaxAge: int(ttl.Seconds())})
-	s.Log.Info("console sign-in", "key", k.Name, "remote", r.RemoteAddr)
-	writeJSON(w, http.StatusOK, sessionResponse{Key: k.Name, Scopes: k.Scopes, CSRF: sess.csrf, Expires: sess.expires})
+	return sess
+}
+
+// currentSession answers GET /v1/session: the cookie's session, with its
+// CSRF token, so the console picks up a session the OIDC callback opened.
+// Only a same-origin page can read the answer.
+func (s *Server) currentSession(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" {
+		if sess := s.sessions.get(c.Value); sess != nil {
+			k := sess.principal
+			if k == nil {
+				k = s.Auth.ByName(sess.key)
+			}
+			if k != nil {
+				writeJSON(w, http.StatusOK, sessionResponse{Key: k.Name, Scopes: k.Scopes, CSRF: sess.csrf, Expires: sess.expires})
+				return
+			}
+		}
+	}
+	writeError(w, http.StatusUnauthorized, "not signed in")
+}
+
+// sessionRoutes adds the console's sign-in routes that need no
+// credentials: the session itself, the sign-in methods, and OIDC.
+func (s *Server) sessionRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("POST /v1/session", s.signIn)
+	mux.HandleFunc("GET /v1/session", s.currentSession)
+	mux.HandleFunc("GET /v1/session/providers", s.oidcProviders)
+	mux.HandleFunc("GET /v1/session/oidc/login", s.oidcLogin)
+	mux.HandleFunc("GET /v1/session/oidc/callback", s.oidcCallback)
 }
 
 // signOut ends the session (it needs the CSRF token, as every

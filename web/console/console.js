@@ -190,5 +190,15 @@ document.addEventListener("DOMContentLoaded", () => {
   if (saved && state.csrf) {
     const s = JSON.parse(saved);
     signedIn({ key: s.key, scopes: s.scopes, csrf: state.csrf });
+  } else {
+    // A session the OIDC callback opened (or another tab's): the cookie
+    // is there, and GET /v1/session hands this page its CSRF token.
+    api("GET", "/v1/session").then(signedIn, () => {});
   }
+  api("GET", "/v1/session/providers").then((p) => {
+    if (!p.oidc) return;
+    $("oidc-signin").textContent = "Sign in with " + p.oidc.name;
+    $("oidc-signin").href = p.oidc.login;
+    $("oidc").hidden = false;
+  }, () => {});
 });
