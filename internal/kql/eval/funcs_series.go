@@ -72,6 +72,27 @@ func registerSeriesFuncs() {
 		}
 		return out
 	}))
+	// array_sum: the sum of a numeric array, as a real; null when an
+	// element is not a number (nulls are skipped) or the value is not an
+	// array.
+	register("array_sum", 1, 1, f1(table.Real, func(x any) any {
+		xs, ok := x.([]any)
+		if !ok {
+			return nil
+		}
+		sum := 0.0
+		for _, v := range xs {
+			if v == nil {
+				continue
+			}
+			f, ok := seriesNum(v)
+			if !ok {
+				return nil
+			}
+			sum += f
+		}
+		return sum
+	}))
 	register("series_fill_const", 2, 3, fN(table.Dynamic, func(args []any) any {
 		xs, ok := args[0].([]any)
 		if !ok {

@@ -104,12 +104,15 @@ func (r *runner) topNested(rel *relation, op *syntax.TopNested, e *env) (*relati
 		return res.rows[0][0], nil
 	}
 	var out [][]any
+	emit := func(path []any) error {
+		out = append(out, slices.Clone(path))
+		return r.checkRows(len(out), op.OpPos)
+	}
 	// bucket carries the rows left out at a level down the levels below.
 	var bucket func(rows [][]any, depth int, prefix []any) error
 	bucket = func(rows [][]any, depth int, prefix []any) error {
 		if depth == len(levels) {
-			out = append(out, slices.Clone(prefix))
-			return r.checkRows(len(out), op.OpPos)
+			return emit(prefix)
 		}
 		l := levels[depth]
 		var val, agg any
@@ -125,8 +128,7 @@ func (r *runner) topNested(rel *relation, op *syntax.TopNested, e *env) (*relati
 	var walk func(rows [][]any, depth int, prefix []any) error
 	walk = func(rows [][]any, depth int, prefix []any) error {
 		if depth == len(levels) {
-			out = append(out, slices.Clone(prefix))
-			return r.checkRows(len(out), op.OpPos)
+			return emit(prefix)
 		}
 		l := levels[depth]
 		type group struct {
