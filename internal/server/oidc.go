@@ -304,7 +304,9 @@ func (o *OIDC) principal(claims map[string]any) (*auth.Key, error) {
 			if cluster != "" && !strings.EqualFold(cluster, m.Cluster) {
 				return nil, fmt.Errorf("user %s is in groups bound to different clusters (%s: %s, %s: %s); a session acts on one cluster at most", user, clusterFrom, cluster, g, m.Cluster)
 			}
-			cluster, clusterFrom = m.Cluster, g
+			if cluster == "" {
+				cluster, clusterFrom = m.Cluster, g
+			}
 		}
 	}
 	if len(matched) == 0 {
