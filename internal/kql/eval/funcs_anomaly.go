@@ -418,9 +418,13 @@ func lineFit(vals, seasonal []float64) (a, b float64) {
 	return (sy - b*sx) / n, b
 }
 
+// maxDetectedPeriod bounds the periods detectPeriod tries (a week of
+// 10-minute bins is 1008), so that its work stays linear in the series.
+const maxDetectedPeriod = 1024
+
 // detectPeriod finds the seasonal period of vals, as
 // series_periods_detect does for series_decompose: the period from 3
-// bins to half the series whose autocorrelation (of the series less its
+// bins to half the series (at most maxDetectedPeriod) whose autocorrelation (of the series less its
 // mean) is highest, when that score reaches minScore; else 0. The values
 // are first clipped to their 10th and 90th percentiles, so that the spike
 // an analyst looks for does not hide the period. Kusto does not document
@@ -451,7 +455,7 @@ func detectPeriod(raw []float64, minScore float64) int {
 		return 0
 	}
 	best, bestScore := 0, 0.0
-	for p := 3; p <= n/2; p++ {
+	for p := 3; p <= min(n/2, maxDetectedPeriod); p++ {
 		var c float64
 		for i := p; i < n; i++ {
 			c += (vals[i] - mean) * (vals[i-p] - mean)

@@ -100,6 +100,12 @@ func TestParseErrors(t *testing.T) {
 		{"T | project-away", "1:17: expected a column name, found end of query"},
 		{"T | parse x with \"a\" \"b\"", "1:25: expected a column name in the parse pattern, found end of query"},
 		{"T | extend x = 99999999999999999999", "1:16: integer literal out of range"},
+		{"T | extend (a, b) = strlen(x)", "1:21: a tuple assignment needs a function that returns several columns, such as series_decompose_anomalies()"},
+		{"T | extend (a, b, c, d, e) = series_decompose(x)", "1:25: series_decompose returns 4 columns (baseline, seasonal, trend, residual), not 5"},
+		{"T | summarize (a, b) = arg_max(x, y)", "1:24: a tuple assignment needs a function that returns several columns, such as series_decompose_anomalies()"},
+		{"T | make-series n = count() on t in range step 1", "1:37: expected range(start, stop, step) after in, found \"range\""},
+		{"T | make-series n = count() on t in range(1, 2) step 1", "1:47: expected ',', found ')'"},
+		{"T | top-nested 2 of a with others by count()", "1:35: expected '=', found \"by\""},
 	}
 	for _, tt := range tests {
 		_, _, err := Parse(tt.src)
@@ -325,4 +331,45 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, src string) {
 		checkParse(t, src)
 	})
+}
+
+// TestMultiOutput checks how a function of several outputs is named: a
+// tuple names its first outputs, no name gives Kusto's default names
+// (function_argument_output), and each column reads one output.
+func TestMultiOutput(t *testing.T) {
+	tests := []struct {
+		src  string
+		want []string // name.output of each item
+	}{
+		{"T | extend (f, s, b) = series_decompose_anomalies(x, 2.0)", []string{"f.ad_flag", "s.ad_score", "b.baseline"}},
+		{"T | extend (f, s) = series_decompose_anomalies(x)", []string{"f.ad_flag", "s.ad_score"}},
+		{"T | project series_decompose(y.z)", []string{"series_decompose_y_z_baseline.baseline", "series_decompose_y_z_seasonal.seasonal", "series_decompose_y_z_trend.trend", "series_decompose_y_z_residual.residual"}},
+		{"T | extend series_decompose_anomalies(x + 1)", []string{"series_decompose_anomalies_ad_flag.ad_flag", "series_decompose_anomalies_ad_score.ad_score", "series_decompose_anomalies_baseline.baseline"}},
+		{"T | extend a = series_decompose_anomalies(x), (p, q) = series_decompose(x)", []string{"a.", "p.baseline", "q.seasonal"}},
+	}
+	for _, tt := range tests {
+		q, _, err := Parse(tt.src)
+		if err != nil {
+			t.Errorf("Parse(%q): %v", tt.src, err)
+			continue
+		}
+		var items []Assign
+		switch op := q.Body.(*Pipeline).Ops[0].(type) {
+		case *Extend:
+			items = op.Items
+		case *Project:
+			items = op.Items
+		}
+		var got []string
+		for _, it := range items {
+			out := ""
+			if m, ok := it.Expr.(*Member); ok {
+				out = m.Name
+			}
+			got = append(got, it.Name+"."+out)
+		}
+		if strings.Join(got, " ") != strings.Join(tt.want, " ") {
+			t.Errorf("Parse(%q) items = %v, want %v", tt.src, got, tt.want)
+		}
+	}
 }
