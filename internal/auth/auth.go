@@ -26,6 +26,7 @@ const (
 	ScopeRead    = "read"    // GET endpoints
 	ScopeApprove = "approve" // approve held playbook steps
 	ScopeTriage  = "triage"  // change alerts' status, owner, classification, comments
+	ScopeHunt    = "hunt"    // run KQL hunts and test rules over the event store
 	ScopeRevert  = "revert"  // revert actions the key may also take
 	// ScopeRevertAny reverts any action, whatever its kind.
 	ScopeRevertAny = "revert-any"

@@ -15,7 +15,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kdfir/kdfir/internal/config"
 	"github.com/kdfir/kdfir/internal/hunt"
 	"github.com/kdfir/kdfir/internal/kql/table"
 	"github.com/kdfir/kdfir/internal/store"
@@ -50,10 +49,10 @@ func newHuntCmd(g *Globals) *cobra.Command {
 			}
 			now := time.Now().UTC()
 			opts := store.SourceOptions{Cluster: g.Cluster}
-			if opts.Since, err = parseWhen(since, now); err != nil {
+			if opts.Since, err = hunt.ParseWhen(since, now); err != nil {
 				return usagef("invalid --since: %v", err)
 			}
-			if opts.Until, err = parseWhen(until, now); err != nil {
+			if opts.Until, err = hunt.ParseWhen(until, now); err != nil {
 				return usagef("invalid --until: %v", err)
 			}
 			if timeout < 0 {
@@ -152,21 +151,6 @@ func huntQuery(args []string, file string, params []string) (string, error) {
 	return q, nil
 }
 
-// parseWhen reads a duration back from now (24h, 7d) or an RFC 3339 time.
-func parseWhen(s string, now time.Time) (time.Time, error) {
-	if s == "" {
-		return time.Time{}, nil
-	}
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t.UTC(), nil
-	}
-	d, err := config.ParseDuration(s)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("%q is neither a duration (24h, 7d) nor an RFC 3339 time", s)
-	}
-	return now.Add(-d), nil
-}
-
 // huntError turns a failed query into what the user sees: a query error
 // with its position and caret, a timeout, or the store's one-line error.
 func huntError(err error, timeout time.Duration) error {
@@ -206,7 +190,7 @@ func writeRows(w io.Writer, format string, rs rowSource) (int, error) {
 			r := rs.Row()
 			m := make(map[string]any, len(r))
 			for j, c := range cols {
-				m[c.Name] = jsonValue(r[j])
+				m[c.Name] = hunt.JSONValue(r[j])
 			}
 			b, err := json.MarshalIndent(m, "  ", "  ")
 			if err != nil {
@@ -284,16 +268,6 @@ func writeRows(w io.Writer, format string, rs rowSource) (int, error) {
 	}
 	fmt.Fprintf(tw, "(%d rows)\n", n)
 	return n, tw.Flush()
-}
-
-func jsonValue(v any) any {
-	switch v := v.(type) {
-	case time.Time:
-		return v.UTC().Format(time.RFC3339Nano)
-	case time.Duration:
-		return v.String()
-	}
-	return v
 }
 
 // cell renders a value as Kusto shows it: datetimes in ISO 8601, dynamic

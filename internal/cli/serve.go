@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -177,6 +178,11 @@ func serve(ctx context.Context, g *Globals, c *config.Config, insecureHTTP bool)
 			return err
 		}
 		srv.OIDC = server.NewOIDC(ctx, *c.OIDC, secret, log)
+	}
+	srv.Events, srv.Rules, srv.RuleState = events, rules, alerts
+	srv.EvidenceKey = key.Public().(ed25519.PublicKey)
+	if srv.EvidenceStores, err = evidenceStores(c); err != nil {
+		return err
 	}
 	srv.Playbooks = &playbook.Engine{Playbooks: books, Exec: srv}
 	engine := &detect.Engine{Rules: rules, Sink: server.RuleSink{Server: srv}, State: alerts, Log: log,

@@ -322,5 +322,5 @@ const MaxKeyRate = 100000
 var Scopes = []string{
 	"isolate-pod", "unisolate-pod", "isolate-namespace", "unisolate-namespace", "cordon-node", "uncordon-node",
 	"collect-pod", "collect-namespace", "collect-node", "exec-pod",
-	auth.ScopeAlerts, auth.ScopeAudit, auth.ScopeRead, auth.ScopeApprove, auth.ScopeTriage, auth.ScopeRevert, auth.ScopeRevertAny, auth.ScopeAll,
+	auth.ScopeAlerts, auth.ScopeAudit, auth.ScopeRead, auth.ScopeApprove, auth.ScopeTriage, auth.ScopeHunt, auth.ScopeRevert, auth.ScopeRevertAny, auth.ScopeAll,
 }

@@ -67,61 +67,14 @@ func (r *Report) problem(kind, path, format string, args ...any) {
 // manifest does not list. It returns an error only when it cannot check at
 // all; everything wrong with the evidence is a Problem in the Report.
 func Verify(ctx context.Context, sink Sink, trusted ed25519.PublicKey) (*Report, error) {
-	r := &Report{Location: sink.String(), Problems: []Problem{}}
-	raw, err := readSmall(ctx, sink, ManifestName)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("no %s at %s: give the directory or prefix of one collection", ManifestName, sink)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", ManifestName, err)
+	r, m, err := CheckSignature(ctx, sink, trusted)
+	if err != nil || m == nil {
+		return r, err
 	}
 	names, err := sink.List(ctx)
 	if err != nil {
 		return nil, err
 	}
-
-	key := trusted
-	r.Trusted = trusted != nil
-	if key == nil {
-		pubPEM, err := readSmall(ctx, sink, PublicKeyName)
-		if err != nil {
-			r.problem(ProblemSignature, PublicKeyName, "no trusted key given and %s unreadable: %v", PublicKeyName, err)
-		} else if key, err = ParsePublicKey(pubPEM); err != nil {
-			r.problem(ProblemSignature, PublicKeyName, "no trusted key given and %s invalid: %v", PublicKeyName, err)
-		}
-	}
-	if key != nil {
-		r.Key = Fingerprint(key)
-		sigText, err := readSmall(ctx, sink, SignatureName)
-		var sig []byte
-		if err == nil {
-			sig, err = decodeSignature(sigText)
-		}
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			r.problem(ProblemMissing, SignatureName, "the manifest is not signed")
-		case err != nil:
-			r.problem(ProblemSignature, SignatureName, "unreadable signature: %v", err)
-		case !ed25519.Verify(key, raw, sig):
-			r.problem(ProblemSignature, SignatureName, "signature does not match %s under key %s", ManifestName, r.Key)
-		default:
-			r.Signed = true
-		}
-	}
-
-	var m Manifest
-	if err := json.Unmarshal(raw, &m); err != nil {
-		r.problem(ProblemManifest, ManifestName, "not a manifest: %v", err)
-		return r, nil
-	}
-	if m.Schema != Schema {
-		r.problem(ProblemManifest, ManifestName, "schema %q, want %q", m.Schema, Schema)
-	}
-	r.ActionID, r.Action, r.Target, r.Cluster = m.ActionID, m.Action, m.Target, m.Cluster.Name
-	if r.Key != "" && m.SigningKey != r.Key {
-		r.problem(ProblemSignature, ManifestName, "manifest names signing key %s, checked against %s", m.SigningKey, r.Key)
-	}
-
 	present := make(map[string]bool, len(names))
 	for _, n := range names {
 		present[n] = true
@@ -159,6 +112,62 @@ func Verify(ctx context.Context, sink Sink, trusted ed25519.PublicKey) (*Report,
 	}
 	sort.SliceStable(r.Problems, func(i, j int) bool { return r.Problems[i].Path < r.Problems[j].Path })
 	return r, nil
+}
+
+// CheckSignature reads a collection's manifest and checks its signature
+// (as Verify does) without reading the artifacts. The manifest is nil when
+// manifest.json is not one; the Report says why.
+func CheckSignature(ctx context.Context, sink Sink, trusted ed25519.PublicKey) (*Report, *Manifest, error) {
+	r := &Report{Location: sink.String(), Problems: []Problem{}}
+	raw, err := readSmall(ctx, sink, ManifestName)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, fmt.Errorf("no %s at %s: give the directory or prefix of one collection", ManifestName, sink)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("read %s: %w", ManifestName, err)
+	}
+	key := trusted
+	r.Trusted = trusted != nil
+	if key == nil {
+		pubPEM, err := readSmall(ctx, sink, PublicKeyName)
+		if err != nil {
+			r.problem(ProblemSignature, PublicKeyName, "no trusted key given and %s unreadable: %v", PublicKeyName, err)
+		} else if key, err = ParsePublicKey(pubPEM); err != nil {
+			r.problem(ProblemSignature, PublicKeyName, "no trusted key given and %s invalid: %v", PublicKeyName, err)
+		}
+	}
+	if key != nil {
+		r.Key = Fingerprint(key)
+		sigText, err := readSmall(ctx, sink, SignatureName)
+		var sig []byte
+		if err == nil {
+			sig, err = decodeSignature(sigText)
+		}
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			r.problem(ProblemMissing, SignatureName, "the manifest is not signed")
+		case err != nil:
+			r.problem(ProblemSignature, SignatureName, "unreadable signature: %v", err)
+		case !ed25519.Verify(key, raw, sig):
+			r.problem(ProblemSignature, SignatureName, "signature does not match %s under key %s", ManifestName, r.Key)
+		default:
+			r.Signed = true
+		}
+	}
+
+	var m Manifest
+	if err := json.Unmarshal(raw, &m); err != nil {
+		r.problem(ProblemManifest, ManifestName, "not a manifest: %v", err)
+		return r, nil, nil
+	}
+	if m.Schema != Schema {
+		r.problem(ProblemManifest, ManifestName, "schema %q, want %q", m.Schema, Schema)
+	}
+	r.ActionID, r.Action, r.Target, r.Cluster = m.ActionID, m.Action, m.Target, m.Cluster.Name
+	if r.Key != "" && m.SigningKey != r.Key {
+		r.problem(ProblemSignature, ManifestName, "manifest names signing key %s, checked against %s", m.SigningKey, r.Key)
+	}
+	return r, &m, nil
 }
 
 func readSmall(ctx context.Context, sink Sink, name string) ([]byte, error) {

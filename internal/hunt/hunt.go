@@ -8,11 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"regexp"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/kdfir/kdfir/internal/config"
 	"github.com/kdfir/kdfir/internal/kql/eval"
 	"github.com/kdfir/kdfir/internal/kql/sqlc"
 	"github.com/kdfir/kdfir/internal/kql/syntax"
@@ -219,6 +221,51 @@ func Explain(ctx context.Context, st *store.Store, opts store.SourceOptions, que
 		fmt.Fprintf(&b, "\n-- then in the evaluator (%s):\n%s | %s", plan.Stopped, sqlc.PrefixTable, rest)
 	}
 	return b.String(), nil
+}
+
+// ParseWhen reads a time bound: a duration back from now (24h, 7d) or an
+// RFC 3339 time; "" is no bound (the zero time).
+func ParseWhen(s string, now time.Time) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t.UTC(), nil
+	}
+	d, err := config.ParseDuration(s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is neither a duration (24h, 7d) nor an RFC 3339 time", s)
+	}
+	return now.Add(-d), nil
+}
+
+// JSONValue makes a result value JSON: datetimes in RFC 3339, timespans as
+// Go durations (1h30m0s), and NaN and the infinities, which JSON lacks, as
+// strings; dynamic arrays and bags are converted throughout.
+func JSONValue(v any) any {
+	switch v := v.(type) {
+	case time.Time:
+		return v.UTC().Format(time.RFC3339Nano)
+	case time.Duration:
+		return v.String()
+	case float64:
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Sprint(v)
+		}
+	case []any:
+		out := make([]any, len(v))
+		for i, x := range v {
+			out[i] = JSONValue(x)
+		}
+		return out
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, x := range v {
+			out[k] = JSONValue(x)
+		}
+		return out
+	}
+	return v
 }
 
 // IsQueryError reports whether err is an error in the query itself (as

@@ -6,6 +6,7 @@ package server
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,9 +24,11 @@ import (
 
 	"github.com/kdfir/kdfir/internal/alert"
 	"github.com/kdfir/kdfir/internal/auth"
+	"github.com/kdfir/kdfir/internal/detect"
 	"github.com/kdfir/kdfir/internal/evidence"
 	"github.com/kdfir/kdfir/internal/journal"
 	"github.com/kdfir/kdfir/internal/playbook"
+	"github.com/kdfir/kdfir/internal/store"
 	"github.com/kdfir/kdfir/web"
 )
 
@@ -133,12 +136,25 @@ type Server struct {
 	// Evidence maps the AKS endpoint's storageaccount to a checked
 	// destination (nil: collectartifacts to blob storage is refused).
 	Evidence *evidence.Policy
+	// Events is the event store the audit webhook writes; hunts and rule
+	// tests read it (nil: they answer 404).
+	Events *store.Store
+	// Rules are the detection rules and RuleState their last runs, for
+	// GET /v1/rules.
+	Rules     []*detect.Rule
+	RuleState detect.State
+	// EvidenceStores are the configured evidence destinations by name,
+	// and EvidenceKey the trusted key their manifests are checked with.
+	EvidenceStores map[string]evidence.Sink
+	EvidenceKey    ed25519.PublicKey
 
 	alertMu  sync.Mutex // serialises alert de-duplication
 	replays  replays
 	failures failureLimiter
 	feed     feed
 	sessions sessions
+	// collections caches evidence listings and verifications.
+	collections evidenceCache
 }
 
 // failureLimiter bounds requests without a valid key, per client address:
@@ -191,6 +207,7 @@ func (s *Server) Handler() http.Handler {
 	route("POST /v1/actions/{id}/revert", "actions-revert", "", s.revertAction)
 	route("POST /v1/actions/{id}/approve", "actions-approve", auth.ScopeApprove, s.approveAction)
 	route("POST /v1/audit", "audit", auth.ScopeAudit, s.postAudit)
+	s.huntRoutes(route)
 	route("GET /metrics", "metrics", auth.ScopeRead, func(w http.ResponseWriter, r *http.Request, _ *auth.Key) {
 		promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{}).ServeHTTP(w, r)
 	})

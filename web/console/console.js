@@ -20,9 +20,24 @@ async function api(method, path, body) {
   if (!resp.ok) {
     const err = new Error((data && data.error) || resp.statusText);
     err.status = resp.status;
+    err.data = data;
     throw err;
   }
   return data;
+}
+
+// Pages: a script registers pages[name] = { show(hash) } for #/name
+// (hunt.js, evidence.js, rules.js); any other hash shows the alert queue.
+const pages = {};
+
+function route() {
+  if (!state.csrf) return;
+  const name = (location.hash.match(/^#\/([a-z]+)/) || [])[1] || "";
+  const page = pages[name];
+  $("queue").hidden = Boolean(page);
+  document.querySelectorAll("section.page").forEach((s) => { s.hidden = !page || s.id !== name; });
+  document.querySelectorAll("nav#pages a").forEach((a) => a.classList.toggle("current", a.hash === "#/" + name || (!page && a.hash === "#/")));
+  if (page) page.show(location.hash);
 }
 
 function can(scope) {
@@ -154,8 +169,10 @@ function signedIn(s) {
   $("signin").hidden = true;
   $("queue").hidden = false;
   document.querySelectorAll(".triage-only").forEach((el) => { el.hidden = !can("triage"); });
+  $("pages").hidden = false;
   load();
   live();
+  route();
 }
 
 function signedOut() {
@@ -167,6 +184,8 @@ function signedOut() {
   $("signout").hidden = true;
   $("signin").hidden = false;
   $("queue").hidden = true;
+  $("pages").hidden = true;
+  document.querySelectorAll("section.page").forEach((s) => { s.hidden = true; });
 }
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -186,6 +205,7 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   ["f-status", "f-severity", "f-source"].forEach((id) => $(id).addEventListener("change", load));
   $("bulk-close").addEventListener("click", bulkClose);
+  window.addEventListener("hashchange", route);
   const saved = sessionStorage.getItem("kdfir.session");
   if (saved && state.csrf) {
     const s = JSON.parse(saved);
