@@ -37,7 +37,8 @@ const oidcStateCookie = "kdfir_oidc"
 const oidcLoginTTL = 10 * time.Minute
 
 // maxPendingLogins bounds sign-ins in progress (the login endpoint needs
-// no credentials).
+// no credentials), and each client address may start 2 a second, in
+// bursts of 40, so one cannot fill them.
 const maxPendingLogins = 10000
 
 // OIDC is the console's OpenID Connect sign-in.
@@ -50,6 +51,8 @@ type OIDC struct {
 	mu       sync.Mutex
 	provider *oidc.Provider // nil until discovery succeeds
 	pending  map[string]*oidcLogin
+	// logins bounds the sign-ins each client address may start.
+	logins failureLimiter
 }
 
 type oidcLogin struct {
@@ -63,7 +66,7 @@ type oidcLogin struct {
 // provider is unreachable.
 func NewOIDC(ctx context.Context, cfg config.OIDC, secret string, log *slog.Logger) *OIDC {
 	o := &OIDC{cfg: cfg, secret: secret, log: log, client: &http.Client{Timeout: 15 * time.Second},
-		pending: map[string]*oidcLogin{}}
+		pending: map[string]*oidcLogin{}, logins: failureLimiter{perSecond: 2, burst: 40}}
 	if _, err := o.discover(ctx); err != nil {
 		log.Warn("oidc: provider discovery failed; retrying at the first sign-in", "issuer", cfg.Issuer, "err", err)
 	}
@@ -157,6 +160,11 @@ func (s *Server) oidcLogin(w http.ResponseWriter, r *http.Request) {
 	o := s.OIDC
 	if o == nil {
 		writeError(w, http.StatusNotFound, "OIDC sign-in is not configured")
+		return
+	}
+	if !o.logins.allow(r.RemoteAddr) {
+		w.Header().Set("Retry-After", "1")
+		oidcPage(w, http.StatusTooManyRequests, "Too many sign-ins from this address; wait a moment and try again.")
 		return
 	}
 	p := o.reach(w, r)

@@ -410,3 +410,23 @@ func TestOIDCSignInBrowser(t *testing.T) {
 		t.Fatal("a session with the triage scope sees no close controls")
 	}
 }
+
+// The login endpoint needs no credentials: each address may start only so
+// many sign-ins. (Last in the file: it spends this address's budget.)
+func TestOIDCLoginRateLimit(t *testing.T) {
+	sv, _ := kdfirOIDC(t)
+	b := newBrowserless(t, sv)
+	for i := 0; i < 100; i++ {
+		resp, body := b.get(sv.url + "/v1/session/oidc/login")
+		if resp.StatusCode == http.StatusTooManyRequests {
+			if resp.Header.Get("Retry-After") == "" || !strings.Contains(body, "Too many sign-ins") {
+				t.Fatalf("429 without Retry-After or reason: %s", body)
+			}
+			return
+		}
+		if resp.StatusCode != http.StatusFound {
+			t.Fatalf("login %d: %d %s", i, resp.StatusCode, body)
+		}
+	}
+	t.Fatal("100 sign-ins started at once from one address, none limited")
+}

@@ -162,6 +162,9 @@ type Server struct {
 type failureLimiter struct {
 	mu  sync.Mutex
 	ips map[string]*rate.Limiter
+	// perSecond and burst override 5 and 20.
+	perSecond rate.Limit
+	burst     int
 }
 
 func (f *failureLimiter) allow(remote string) bool {
@@ -176,7 +179,11 @@ func (f *failureLimiter) allow(remote string) bool {
 	}
 	l, ok := f.ips[host]
 	if !ok {
-		l = rate.NewLimiter(5, 20)
+		every, burst := f.perSecond, f.burst
+		if every == 0 {
+			every, burst = 5, 20
+		}
+		l = rate.NewLimiter(every, burst)
 		f.ips[host] = l
 	}
 	return l.Allow()
