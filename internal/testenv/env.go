@@ -183,6 +183,12 @@ func Start(ctx context.Context, opts Options) (env *Env, err error) {
 		"--audit-log-maxsize", "0",
 		"--kubelet-client-certificate", apiCrt, "--kubelet-client-key", apiKey,
 		"--enable-priority-and-fairness=false",
+		// etcd 3.4 (Debian's) cannot answer progress requests, so the API
+		// server cannot serve watch-list streams. With WatchList on, such
+		// a request opens and fails at once, and kwok's informers back off
+		// for up to a minute before they see a new pod; off, the request
+		// is refused and they fall back to list and watch straight away.
+		"--feature-gates=WatchList=false",
 	}
 	if opts.AuditWebhookURL != "" {
 		if opts.AuditWebhookCertDir != "" {
