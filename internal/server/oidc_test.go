@@ -409,6 +409,24 @@ func TestOIDCSignInBrowser(t *testing.T) {
 	if hidden {
 		t.Fatal("a session with the triage scope sees no close controls")
 	}
+
+	// A user in no mapped group lands on a page that says why.
+	p.SetUser(oidcprovider.User{Subject: "u-eve", Username: "eve", Groups: []string{"sales"}})
+	t.Cleanup(func() { p.SetUser(alice) })
+	eve := browser(t)
+	if err := chromedp.Do(eve,
+		chromedp.Navigate(sv.url+"/"),
+		chromedp.WaitVisible(chromedp.CSS("#oidc-signin")),
+		chromedp.Click(chromedp.CSS("#oidc-signin")),
+		chromedp.WaitVisible(chromedp.CSS("#oidc-error")),
+		shot(t, dir, 3, "refused"),
+	); err != nil {
+		t.Fatalf("refused sign-in in the browser: %v", err)
+	}
+	msg, err := chromedp.Run(eve, chromedp.Text(chromedp.CSS("#oidc-error")))
+	if err != nil || !strings.Contains(msg, "user eve is in no group that kdfir maps to scopes") {
+		t.Fatalf("refusal page says %q, %v", msg, err)
+	}
 }
 
 // The login endpoint needs no credentials: each address may start only so
