@@ -1,6 +1,9 @@
 package server
 
 import (
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -63,5 +66,23 @@ func TestOIDCPrincipal(t *testing.T) {
 				t.Errorf("principal (-want +got)\n%s", diff)
 			}
 		})
+	}
+}
+
+// kdfir serve starts while the provider cannot be reached; sign-in then
+// answers a page that says so, and tries discovery again each time.
+func TestOIDCProviderUnreachable(t *testing.T) {
+	cfg := config.OIDC{Issuer: "http://127.0.0.1:1", ClientID: "c", RedirectURL: "https://127.0.0.1:8443" + config.OIDCCallbackPath,
+		Groups: map[string]config.OIDCGroup{"g": {Scopes: []string{"read"}}}}
+	s := &Server{OIDC: NewOIDC(t.Context(), cfg, "", slog.New(slog.DiscardHandler))}
+	for i := 0; i < 2; i++ {
+		w := httptest.NewRecorder()
+		s.oidcLogin(w, httptest.NewRequest("GET", "/v1/session/oidc/login", nil))
+		if w.Code != http.StatusBadGateway || !strings.Contains(w.Body.String(), "The identity provider cannot be reached") {
+			t.Fatalf("login with the provider down: %d %s", w.Code, w.Body)
+		}
+		if len(w.Result().Cookies()) != 0 {
+			t.Fatalf("a sign-in was started: %v", w.Result().Cookies())
+		}
 	}
 }
