@@ -45,7 +45,11 @@ func newConfigCmd(g *Globals) *cobra.Command {
 			if _, err := loadServeRules(c); err != nil {
 				return err
 			}
-			fmt.Fprintf(g.Stdout, "%s: ok (%d API keys, %d clusters, %d playbook directories)\n", args[0], len(c.APIKeys), len(c.Clusters), len(c.Playbooks))
+			oidc := ""
+			if c.OIDC != nil {
+				oidc = fmt.Sprintf(", OIDC sign-in with %s for %d groups", c.OIDC.DisplayName(), len(c.OIDC.Groups))
+			}
+			fmt.Fprintf(g.Stdout, "%s: ok (%d API keys, %d clusters, %d playbook directories%s)\n", args[0], len(c.APIKeys), len(c.Clusters), len(c.Playbooks), oidc)
 			return nil
 		},
 	})
