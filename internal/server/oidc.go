@@ -236,7 +236,9 @@ func (s *Server) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		refuse(http.StatusForbidden, "no id_token", "The identity provider returned no ID token.")
 		return
 	}
-	idt, err := p.VerifierContext(ctx, &oidc.Config{ClientID: o.cfg.ClientID}).Verify(ctx, raw)
+	// The provider's keys are fetched once and again when a token names
+	// a key not seen yet (a rotation), with the client discovery used.
+	idt, err := p.Verifier(&oidc.Config{ClientID: o.cfg.ClientID}).Verify(ctx, raw)
 	if err != nil {
 		refuse(http.StatusForbidden, "id token: "+err.Error(), "The ID token is not valid for this application: "+err.Error())
 		return
