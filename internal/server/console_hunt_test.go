@@ -124,11 +124,51 @@ func TestConsoleHuntEvidenceRulesInBrowser(t *testing.T) {
 		t.Fatalf("hunt with a time chart: %v", err)
 	}
 	stats := textOf(t, ctx, "#hunt-stats")
-	if !strings.Contains(stats, "rows scanned") || !strings.Contains(stats, " ms") {
+	if !strings.Contains(stats, "rows read from the store") || !strings.Contains(stats, " ms") {
 		t.Fatalf("stats %q", stats)
 	}
 	if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#hunt-highlight .err-mark").length`)); err != nil || n != 0 {
 		t.Fatalf("the error marker stays after a good run: %d %v", n, err)
+	}
+
+	// The grid holds only the rows in view of 5,000, sorts, exports, and
+	// expands a dynamic value.
+	if err := chromedp.Do(ctx,
+		chromedp.SetValue(chromedp.CSS("#hunt-query"), "range x from 1 to 5000 step 1"),
+		chromedp.Click(chromedp.CSS("#hunt-run")),
+		chromedp.WaitVisible(chromedp.CSS(`#hunt-grid .row[data-row="0"]`)),
+		chromedp.Click(chromedp.CSS("#hunt-grid .head .cell")),
+		chromedp.Click(chromedp.CSS("#hunt-grid .head .cell")),
+		chromedp.Evaluate[chromedp.Void](`(() => { const g = document.getElementById("hunt-grid"); g.scrollTop = g.scrollHeight; g.dispatchEvent(new Event("scroll")); })()`),
+		chromedp.WaitVisible(chromedp.CSS(`#hunt-grid .row[data-row="4999"]`)),
+		chromedp.Click(chromedp.CSS("#hunt-csv")),
+	); err != nil {
+		t.Fatalf("grid: %v", err)
+	}
+	grid, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#hunt-grid .row")].map((r) => r.textContent)`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(grid) == 0 || len(grid) > 100 || grid[len(grid)-1] != "1" {
+		t.Fatalf("rows in the DOM: %q; want a few, sorted down to 1", grid)
+	}
+	if stats := textOf(t, ctx, "#hunt-stats"); !strings.HasPrefix(stats, "5,000 rows") {
+		t.Fatalf("stats %q", stats)
+	}
+	csv := waitFile(t, filepath.Join(downloads, "hunt.csv"), 5001)
+	if lines := strings.Split(strings.TrimSpace(csv), "\r\n"); len(lines) != 5001 || lines[0] != "x" || lines[1] != "5000" {
+		t.Fatalf("hunt.csv: %d lines, starting %q", len(lines), lines[:2])
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.SetValue(chromedp.CSS("#hunt-query"), "KubeAudit\n| where verb == \"delete\" and user.username == \"alice@example.com\"\n| project stageTimestamp, objectRef"),
+		chromedp.Click(chromedp.CSS("#hunt-run")),
+		chromedp.Click(chromedp.CSS("#hunt-grid .cell.dyn")),
+		chromedp.WaitVisible(chromedp.CSS("#hunt-detail")),
+	); err != nil {
+		t.Fatalf("dynamic value: %v", err)
+	}
+	if d := textOf(t, ctx, "#hunt-detail"); !strings.Contains(d, `"resource": "deployments"`) || !strings.Contains(d, `"namespace": "`+ns+`"`) {
+		t.Fatalf("expanded value %q", d)
 	}
 
 	// Evidence: open the collection, download an artifact (the page checks
@@ -149,13 +189,7 @@ func TestConsoleHuntEvidenceRulesInBrowser(t *testing.T) {
 	); err != nil {
 		t.Fatalf("evidence: %v", err)
 	}
-	var got []byte
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if got, err = os.ReadFile(filepath.Join(downloads, "app.log")); err == nil && len(got) == len(log) {
-			break
-		}
-	}
-	if string(got) != log {
+	if got := waitFile(t, filepath.Join(downloads, "app.log"), len(log)); got != log {
 		t.Fatalf("downloaded artifact %q, want %q", got, log)
 	}
 
@@ -202,4 +236,18 @@ func textOf(t *testing.T, ctx context.Context, sel string) string {
 		t.Fatalf("text of %s: %v", sel, err)
 	}
 	return s
+}
+
+// waitFile waits for a download to hold at least n bytes (or lines, for
+// a CSV: n counts line ends) and returns it.
+func waitFile(t *testing.T, path string, n int) string {
+	t.Helper()
+	var b []byte
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		b, _ = os.ReadFile(path)
+		if len(b) >= n && (!strings.HasSuffix(path, ".csv") || strings.Count(string(b), "\n") >= n) {
+			break
+		}
+	}
+	return string(b)
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -23,6 +24,9 @@ const (
 	defaultHuntRows = 10000
 	maxHuntRows     = 50000
 	huntTimeout     = 60 * time.Second
+	// maxHuntBytes bounds an answer's rows, encoded: past it, it is
+	// truncated.
+	maxHuntBytes = 32 << 20
 )
 
 // huntRoutes are the Hunt, Evidence and Rules pages' endpoints.
@@ -56,13 +60,13 @@ type huntColumn struct {
 // huntResult is a query's answer. Scanned is how many rows the store
 // handed over to the query.
 type huntResult struct {
-	Columns   []huntColumn `json:"columns"`
-	Rows      [][]any      `json:"rows"`
-	ElapsedMs int64        `json:"elapsedMs"`
-	Scanned   int64        `json:"scanned"`
-	Truncated bool         `json:"truncated"`
-	Chart     *chartSpec   `json:"chart,omitempty"`
-	Warnings  []string     `json:"warnings,omitempty"`
+	Columns   []huntColumn      `json:"columns"`
+	Rows      []json.RawMessage `json:"rows"`
+	ElapsedMs int64             `json:"elapsedMs"`
+	Scanned   int64             `json:"scanned"`
+	Truncated bool              `json:"truncated"`
+	Chart     *chartSpec        `json:"chart,omitempty"`
+	Warnings  []string          `json:"warnings,omitempty"`
 }
 
 // chartSpec says how to draw a result: X against the Y columns, one
@@ -149,14 +153,16 @@ func (s *Server) huntWindow(k *auth.Key, since, until string, now time.Time) (st
 	return opts, nil
 }
 
-// runHunt streams a query's rows and keeps at most maxRows of them.
+// runHunt streams a query's rows and keeps at most maxRows of them, and
+// about maxHuntBytes.
 func runHunt(ctx context.Context, st *store.Store, opts store.SourceOptions, query string, now time.Time, maxRows int) (*huntResult, error) {
 	cur, warns, err := hunt.Run(ctx, st, opts, query, now)
 	if err != nil {
 		return nil, err
 	}
 	defer cur.Close()
-	res := &huntResult{Rows: [][]any{}}
+	res := &huntResult{Rows: []json.RawMessage{}}
+	size := 0
 	for _, c := range cur.Columns() {
 		res.Columns = append(res.Columns, huntColumn{Name: c.Name, Type: c.Type})
 	}
@@ -164,7 +170,7 @@ func runHunt(ctx context.Context, st *store.Store, opts store.SourceOptions, que
 		res.Warnings = append(res.Warnings, wn.String())
 	}
 	for cur.Next() {
-		if len(res.Rows) == maxRows {
+		if len(res.Rows) == maxRows || size > maxHuntBytes {
 			res.Truncated = true
 			break
 		}
@@ -173,7 +179,12 @@ func runHunt(ctx context.Context, st *store.Store, opts store.SourceOptions, que
 		for i, v := range row {
 			out[i] = hunt.JSONValue(v)
 		}
-		res.Rows = append(res.Rows, out)
+		b, err := json.Marshal(out)
+		if err != nil {
+			return nil, fmt.Errorf("encode row %d: %w", len(res.Rows)+1, err)
+		}
+		size += len(b)
+		res.Rows = append(res.Rows, b)
 	}
 	res.Scanned = cur.Scanned()
 	if err := cur.Err(); err != nil {

@@ -284,6 +284,10 @@ async function runHunt() {
   $("hunt-error").textContent = "";
   $("hunt-stats").textContent = "running…";
   hunt.error = null;
+  hunt.result = null;
+  $("hunt-grid").replaceChildren();
+  $("hunt-chart").replaceChildren();
+  $("hunt-detail").hidden = true;
   try {
     const res = await api("POST", "/v1/hunt", { query: $("hunt-query").value, ...timeRange() });
     showResult(res);
@@ -305,7 +309,7 @@ function showResult(res) {
   hunt.order = res.rows.map((_, i) => i);
   hunt.sort = { col: -1, dir: 1 };
   $("hunt-stats").textContent = `${res.rows.length.toLocaleString()} rows${res.truncated ? " (truncated)" : ""} · ` +
-    `${res.scanned.toLocaleString()} rows scanned · ${res.elapsedMs} ms`;
+    `${res.scanned.toLocaleString()} rows read from the store · ${res.elapsedMs} ms`;
   $("hunt-csv").disabled = $("hunt-json").disabled = false;
   $("hunt-detail").hidden = true;
   drawGrid();
