@@ -131,6 +131,27 @@ func TestConsoleHuntEvidenceRulesInBrowser(t *testing.T) {
 		t.Fatalf("the error marker stays after a good run: %d %v", n, err)
 	}
 
+	// The other charts: columns, bars and a pie.
+	for i, kind := range []string{"columnchart", "barchart", "piechart"} {
+		shape := map[string]string{"columnchart": "rect", "barchart": "rect", "piechart": "path"}[kind]
+		if err := chromedp.Do(ctx,
+			chromedp.SetValue(chromedp.CSS("#hunt-query"), "KubeAudit\n| where user.username == \"alice@example.com\"\n| summarize Requests = count() by verb\n| render "+kind),
+			chromedp.Click(chromedp.CSS("#hunt-run")),
+			chromedp.WaitVisible(chromedp.CSS(`#hunt-chart svg[data-kind="`+kind+`"] `+shape)),
+		); err != nil {
+			t.Fatalf("%s: %v", kind, err)
+		}
+		if kind == "piechart" {
+			if err := chromedp.Do(ctx, shot(t, dir, 4+i, "hunt-"+kind)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#hunt-chart svg `+shape+` title").length`))
+		if err != nil || n != 6 {
+			t.Fatalf("%s: %d marks, want one per verb (6): %v", kind, n, err)
+		}
+	}
+
 	// The grid holds only the rows in view of 5,000, sorts, exports, and
 	// expands a dynamic value.
 	if err := chromedp.Do(ctx,
@@ -178,14 +199,14 @@ func TestConsoleHuntEvidenceRulesInBrowser(t *testing.T) {
 	if err := chromedp.Do(ctx,
 		chromedp.Click(chromedp.CSS(`nav#pages a[href="#/evidence"]`)),
 		chromedp.WaitVisible(chromedp.CSS(row)),
-		shot(t, dir, 4, "evidence-list"),
+		shot(t, dir, 8, "evidence-list"),
 		chromedp.Click(chromedp.CSS(row)),
 		chromedp.WaitVisible(chromedp.CSS(art+" button.download")),
 		chromedp.Click(chromedp.CSS(art+" button.download")),
 		chromedp.WaitVisible(chromedp.CSS(art+" .check.ok")),
 		chromedp.Click(chromedp.CSS("#evidence-verify")),
 		chromedp.WaitVisible(chromedp.CSS("#evidence-verified .ok")),
-		shot(t, dir, 5, "evidence-verified"),
+		shot(t, dir, 9, "evidence-verified"),
 	); err != nil {
 		t.Fatalf("evidence: %v", err)
 	}
@@ -203,7 +224,7 @@ func TestConsoleHuntEvidenceRulesInBrowser(t *testing.T) {
 		chromedp.Click(chromedp.CSS(rule+" button.test")),
 		chromedp.WaitVisible(chromedp.CSS(rule+" + tr.test-result .summary")),
 		chromedp.ScrollIntoView(chromedp.CSS(rule)),
-		shot(t, dir, 6, "rules-test"),
+		shot(t, dir, 10, "rules-test"),
 	); err != nil {
 		t.Fatalf("rules: %v", err)
 	}
