@@ -35,6 +35,8 @@ const (
 	// Approved is a held step once approved; the action it ran is an
 	// entry of its own, named in its result.
 	Approved Status = "approved"
+	// Rejected is a held step someone refused; it never runs.
+	Rejected Status = "rejected"
 )
 
 // Object identifies a Kubernetes object.

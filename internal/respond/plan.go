@@ -245,9 +245,10 @@ var kinds = map[string]string{
 	"pods": "Pod", "namespaces": "Namespace", "nodes": "Node", "networkpolicies": "NetworkPolicy",
 }
 
-// volatile are the fields the API server sets by itself; a plan leaves
+// volatile are the fields the API server sets by itself, and those
+// that name the object, which the plan item shows already; a plan leaves
 // them out.
-var volatile = []string{"metadata.resourceVersion", "metadata.managedFields", "metadata.generation", "metadata.uid",
+var volatile = []string{"apiVersion", "kind", "metadata.name", "metadata.namespace", "metadata.resourceVersion", "metadata.managedFields", "metadata.generation", "metadata.uid",
 	"metadata.creationTimestamp", "metadata.deletionTimestamp", "metadata.deletionGracePeriodSeconds", "status"}
 
 // diff lists the fields that differ between two objects, leaves first,

@@ -235,6 +235,8 @@ type Request struct {
 	Params any
 	Reason string
 	DryRun bool
+	// Parent links the journal entry to what caused it: an alert's id.
+	Parent string
 }
 
 // Status is how a run or a revert ended.
@@ -310,7 +312,7 @@ func (r *Runner) Run(ctx context.Context, req Request) (*Result, error) {
 	}
 	e := &journal.Entry{
 		ID: journal.NewID(), Actor: r.Actor, Reason: req.Reason, Cluster: r.Cluster,
-		Action: req.Action, Target: req.Target, Params: params,
+		Action: req.Action, Target: req.Target, Params: params, Parent: req.Parent,
 	}
 	res := &Result{Action: req.Action, Target: req.Target, Changes: []journal.Change{}}
 	already, err := act.Plan(ctx, r.env(), e)

@@ -331,7 +331,8 @@ func (d *Dispatcher) Run(ctx context.Context, req ActionRequest) (*ActionResult,
 		if req.Params == nil {
 			params = nil
 		}
-		res, err = r.Run(ctx, respond.Request{Action: req.Action, Target: targetString(req.Target), Params: json.RawMessage(params), Reason: req.Reason, DryRun: req.DryRun})
+		res, err = r.Run(ctx, respond.Request{Action: req.Action, Target: targetString(req.Target), Params: json.RawMessage(params), Reason: req.Reason, DryRun: req.DryRun,
+			Parent: req.Parent})
 	}
 	var ie *respond.InputError
 	if errors.As(err, &ie) || errors.Is(err, respond.ErrExecDisabled) || errors.Is(err, respond.ErrNotAllowed) {
@@ -342,7 +343,7 @@ func (d *Dispatcher) Run(ctx context.Context, req ActionRequest) (*ActionResult,
 		return nil, err
 	}
 	return &ActionResult{ID: res.ID, Action: req.Action, Target: targetString(req.Target), Status: string(res.Status), Message: res.Message,
-		Changes: res.Changes, Output: res.Output, Warnings: res.Warnings}, err
+		Changes: res.Changes, Output: res.Output, Warnings: res.Warnings, Plan: res.Plan, LeftAlone: res.LeftAlone}, err
 }
 
 // compat fills in the original function's markers, with aks.compat:
@@ -408,8 +409,10 @@ func (d *Dispatcher) collect(ctx context.Context, cc *clusterClient, req ActionR
 		ereq.Kind = evidence.KindNode
 	}
 	if req.DryRun {
+		obj := journal.Object{APIVersion: "v1", Kind: strings.ToUpper(req.Target.Type[:1]) + req.Target.Type[1:], Namespace: req.Target.Namespace, Name: req.Target.Name}
 		return &ActionResult{Action: req.Action, Target: targetString(req.Target), Status: string(respond.StatusDryRun),
-			Message: "would collect evidence to " + sink.String()}, nil
+			Message: "would collect evidence to " + sink.String(),
+			Plan:    []respond.PlanItem{{Object: obj, Op: "collect", Detail: "read (nothing changes) and upload to " + sink.String()}}}, nil
 	}
 	collector, err := evidence.New(cc.cs, cc.cfg, evidence.Options{Cluster: cc.name, SigningKey: d.SigningKey, Log: d.Log})
 	if err != nil {
@@ -475,6 +478,9 @@ func (d *Dispatcher) Approve(ctx context.Context, id, actor string) (*ActionResu
 	if err := d.Journal.Transition(ctx, e, journal.PendingApproval); err != nil {
 		return nil, nil, err
 	}
+	// Actor and Parent are not kept in the held params: the held entry
+	// has them.
+	h.Request.Actor, h.Request.Parent = e.Actor, e.Parent
 	h.Request.Reason = strings.TrimSpace(h.Request.Reason + " (approved by " + actor + ")")
 	res, runErr := d.Run(ctx, h.Request)
 	e.Finished = time.Now().UTC()
@@ -489,8 +495,27 @@ func (d *Dispatcher) Approve(ctx context.Context, id, actor string) (*ActionResu
 	return res, h.Resume, runErr
 }
 
-// Revert undoes an action.
-func (d *Dispatcher) Revert(ctx context.Context, id, actor string) (*ActionResult, error) {
+// Reject refuses a held action, recording who refused it and why. Of a
+// rejection and an approval at once, one wins; the other gets
+// journal.ErrConflict.
+func (d *Dispatcher) Reject(ctx context.Context, id, actor, reason string) (*journal.Entry, error) {
+	e, err := d.Journal.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if e.Status != journal.PendingApproval {
+		return nil, fmt.Errorf("action %s is %s, not pending approval: %w", id, e.Status, journal.ErrConflict)
+	}
+	e.Status, e.Finished = journal.Rejected, time.Now().UTC()
+	e.Result, _ = json.Marshal(map[string]any{"rejectedBy": actor, "reason": reason})
+	if err := d.Journal.Transition(ctx, e, journal.PendingApproval); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// Revert undoes an action, or with dryRun checks the revert and plans it.
+func (d *Dispatcher) Revert(ctx context.Context, id, actor string, dryRun bool) (*ActionResult, error) {
 	e, err := d.Journal.Get(ctx, id)
 	if err != nil {
 		return nil, err
@@ -502,14 +527,15 @@ func (d *Dispatcher) Revert(ctx context.Context, id, actor string) (*ActionResul
 	// The same lock as the action and its release: a revert never runs
 	// beside another change of the same target.
 	defer d.lock(cc.name + "/" + e.Action + "/" + e.Target)()
-	res, err := d.runner(cc, actor).Revert(ctx, id, false)
+	res, err := d.runner(cc, actor).Revert(ctx, id, dryRun)
 	if errors.Is(err, respond.ErrNotRevertible) {
 		err = fmt.Errorf("%w: %v", ErrBadRequest, err)
 	}
 	if res == nil {
 		return nil, err
 	}
-	return &ActionResult{ID: res.ID, Action: res.Action, Target: res.Target, Status: string(res.Status), Message: res.Message, Changes: res.Changes}, err
+	return &ActionResult{ID: res.ID, Action: res.Action, Target: res.Target, Status: string(res.Status), Message: res.Message, Changes: res.Changes,
+		Plan: res.Plan, LeftAlone: res.LeftAlone}, err
 }
 
 // Get reads one journal entry.

@@ -183,6 +183,13 @@ func (s *Server) postAction(w http.ResponseWriter, r *http.Request, key *auth.Ke
 		writeError(w, http.StatusForbidden, err.Error())
 		return
 	}
+	if req.Alert != "" {
+		if _, err := s.Alerts.Get(r.Context(), req.Alert); err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("alert %q: %v", req.Alert, err))
+			return
+		}
+		req.Parent = req.Alert
+	}
 	req.Actor = key.Name
 	res, err := s.run(context.WithoutCancel(r.Context()), req)
 	if err != nil {
@@ -237,7 +244,12 @@ func (s *Server) revertAction(w http.ResponseWriter, r *http.Request, key *auth.
 		writeError(w, http.StatusForbidden, err.Error())
 		return
 	}
-	res, err := s.Actions.Revert(context.WithoutCancel(r.Context()), e.ID, key.Name)
+	var opts revertRequest
+	if err := readOptionalJSON(r, &opts); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	res, err := s.Actions.Revert(context.WithoutCancel(r.Context()), e.ID, key.Name, opts.DryRun)
 	if err != nil {
 		writeActionError(w, err, nil)
 		return
@@ -255,21 +267,11 @@ type resume struct {
 }
 
 func (s *Server) approveAction(w http.ResponseWriter, r *http.Request, key *auth.Key) {
-	ctx := r.Context()
-	e, err := s.Actions.Get(ctx, r.PathValue("id"))
-	if err != nil {
-		writeActionError(w, err, nil)
+	e, ok := s.heldFor(w, r, key)
+	if !ok {
 		return
 	}
-	if !key.Allows(e.Action) {
-		writeError(w, http.StatusForbidden, fmt.Sprintf("key %s may not run %s", key.Name, e.Action))
-		return
-	}
-	if err := s.keyCluster(key, e.Cluster); err != nil {
-		writeError(w, http.StatusForbidden, err.Error())
-		return
-	}
-	ctx = context.WithoutCancel(ctx)
+	ctx := context.WithoutCancel(r.Context())
 	res, raw, err := s.Actions.Approve(ctx, e.ID, key.Name)
 	if err != nil {
 		writeActionError(w, err, nil)

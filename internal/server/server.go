@@ -28,6 +28,7 @@ import (
 	"github.com/kdfir/kdfir/internal/evidence"
 	"github.com/kdfir/kdfir/internal/journal"
 	"github.com/kdfir/kdfir/internal/playbook"
+	"github.com/kdfir/kdfir/internal/respond"
 	"github.com/kdfir/kdfir/internal/store"
 	"github.com/kdfir/kdfir/web"
 )
@@ -42,6 +43,9 @@ type ActionRequest struct {
 	Params  map[string]any `json:"params,omitempty"`
 	Reason  string         `json:"reason,omitempty"`
 	DryRun  bool           `json:"dryRun,omitempty"`
+	// Alert links the action to the alert it answers (the journal
+	// entry's parent), as a playbook's steps are.
+	Alert string `json:"alert,omitempty"`
 	// Actor is the API key's name; Parent the alert that caused it.
 	Actor  string `json:"-"`
 	Parent string `json:"-"`
@@ -58,6 +62,10 @@ type ActionResult struct {
 	// Output is what the action returned: exec-pod's respond.ExecOutput.
 	Output   any      `json:"output,omitempty"`
 	Warnings []string `json:"warnings,omitempty"`
+	// Plan is, for a dry run, every object that would change and how;
+	// LeftAlone what a revert leaves because someone changed it since.
+	Plan      []respond.PlanItem `json:"plan,omitempty"`
+	LeftAlone []string           `json:"leftAlone,omitempty"`
 }
 
 // Actions runs actions and reads the journal. Errors wrapping
@@ -69,7 +77,11 @@ type Actions interface {
 	Hold(ctx context.Context, req ActionRequest, resume json.RawMessage) (*ActionResult, error)
 	// Approve runs a held action and returns the resume data Hold stored.
 	Approve(ctx context.Context, id, actor string) (*ActionResult, json.RawMessage, error)
-	Revert(ctx context.Context, id, actor string) (*ActionResult, error)
+	// Reject refuses a held action: it never runs.
+	Reject(ctx context.Context, id, actor, reason string) (*journal.Entry, error)
+	// Revert undoes an action; with dryRun the API server only checks
+	// the revert, and the result's Plan says what it would restore.
+	Revert(ctx context.Context, id, actor string, dryRun bool) (*ActionResult, error)
 	Get(ctx context.Context, id string) (*journal.Entry, error)
 	List(ctx context.Context, f journal.Filter) ([]*journal.Entry, error)
 }
@@ -214,6 +226,7 @@ func (s *Server) Handler() http.Handler {
 	route("POST /v1/actions/{id}/revert", "actions-revert", "", s.revertAction)
 	route("POST /v1/actions/{id}/approve", "actions-approve", auth.ScopeApprove, s.approveAction)
 	route("POST /v1/audit", "audit", auth.ScopeAudit, s.postAudit)
+	s.consoleRoutes(route)
 	s.huntRoutes(route)
 	route("GET /metrics", "metrics", auth.ScopeRead, func(w http.ResponseWriter, r *http.Request, _ *auth.Key) {
 		promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{}).ServeHTTP(w, r)

@@ -73,7 +73,12 @@ function row(a, fresh) {
   tr.appendChild(text("td", new Date(a.time).toISOString().replace(".000", "")));
   tr.appendChild(text("td", a.severity, "sev-" + a.severity));
   tr.appendChild(text("td", a.source));
-  tr.appendChild(text("td", a.title, "title"));
+  const title = document.createElement("td");
+  title.className = "title";
+  const link = text("a", a.title);
+  link.href = "#/alerts/" + encodeURIComponent(a.id);
+  title.appendChild(link);
+  tr.appendChild(title);
   const ents = document.createElement("td");
   (a.entities || []).forEach((e) => ents.appendChild(entityChip(e)));
   tr.appendChild(ents);
