@@ -125,14 +125,18 @@ func outlierBounds(args []any) (lo, hi float64, ok bool) {
 	return lo, hi, true
 }
 
-// tukeyScores scores each valid value by Tukey's fences: with Q1 and Q3
-// the lo-th and hi-th percentiles (linear interpolation between the
-// closest ranks) of the valid values among the first learn, and IQR =
-// Q3 - Q1, a value above Q3 scores (x - Q3) / IQR, one below Q1 scores
-// (x - Q1) / IQR, and one in between 0; a score beyond ±1.5 is Tukey's
-// outlier. Where IQR is 0 (a series flat over most of its bins) the
-// range is taken as 1, so that a point off the flat part still gets a
-// finite score: its distance from the fence. An invalid value scores 0.
+// tukeyScores scores each valid value as Kusto's series_outliers does:
+// with P_lo and P_hi the lo-th and hi-th percentiles (linear
+// interpolation between the closest ranks) of the valid values among
+// the first learn, a value above P_hi scores (x - P_hi) / (P_hi - P_lo)
+// times tukeyScale(lo, hi), one below P_lo (x - P_lo) / (P_hi - P_lo)
+// times the same, and one in between 0. The scale makes a score of 1.5
+// mean what it means for Tukey's test (25th and 75th percentiles) on a
+// normal distribution, whatever the percentiles; it is 1 for those.
+// Where P_hi = P_lo (a series flat over most of its bins) the range is
+// taken as 1, so that a point off the flat part still gets a finite
+// score (kdfir's choice: Kusto does not document it). An invalid value
+// scores 0.
 func tukeyScores(vals []float64, valid []bool, learn int, lo, hi float64) []float64 {
 	var sorted []float64
 	for i := 0; i < learn && i < len(vals); i++ {
@@ -150,16 +154,60 @@ func tukeyScores(vals []float64, valid []bool, learn int, lo, hi float64) []floa
 	if iqr == 0 {
 		iqr = 1
 	}
+	scale := tukeyScale(lo, hi)
 	for i, v := range vals {
 		switch {
 		case !valid[i]:
 		case v > q3:
-			out[i] = (v - q3) / iqr
+			out[i] = (v - q3) / iqr * scale
 		case v < q1:
-			out[i] = (v - q1) / iqr
+			out[i] = (v - q1) / iqr * scale
 		}
 	}
 	return out
+}
+
+// tukeyScale is the factor by which series_outliers multiplies a
+// score measured in lo-th to hi-th percentile ranges. On a normal
+// distribution whose quantiles are z(p), Tukey's fence for a mild
+// outlier lies at z(0.75) + 1.5 (z(0.75) - z(0.25)) = 2.7; the factor
+// makes that point score 1.5 in the wider range as well:
+//
+//	1.5 (z(hi) - z(lo)) / (2.7 - z(hi))
+//
+// This is how a Kusto developer explained the score
+// (https://stackoverflow.com/questions/75264555, January 2023, and
+// https://github.com/microsoft/Kusto-Query-Language/issues/136), and
+// with the quantiles Kusto uses it reproduces, to the last digit,
+// the scores printed there for the default 10th and 90th percentiles
+// (a factor of 2.772605605507915). Those quantiles are not the exact
+// normal ones: Kusto takes z(0.75) = 0.675 and z(0.9) = 1.29682082 (the
+// exact z(0.9) is 1.2816, which would give 2.7144). kdfir uses Kusto's
+// values at 10, 25, 75 and 90 and the exact normal quantile at the other
+// percentiles, for which no Kusto output is published.
+func tukeyScale(lo, hi float64) float64 {
+	if lo == 25 && hi == 75 {
+		return 1
+	}
+	zl, zh := normalQuantile(lo/100), normalQuantile(hi/100)
+	return 1.5 * (zh - zl) / (2.7 - zh)
+}
+
+// normalQuantile is z(p) of the standard normal distribution, with the
+// values Kusto's series_outliers uses at 0.1, 0.25, 0.75 and 0.9 (see
+// tukeyScale).
+func normalQuantile(p float64) float64 {
+	switch p {
+	case 0.1:
+		return -1.29682082
+	case 0.25:
+		return -0.675
+	case 0.75:
+		return 0.675
+	case 0.9:
+		return 1.29682082
+	}
+	return math.Sqrt2 * math.Erfinv(2*p-1)
 }
 
 // interpPercentile is the p-th percentile of sorted values, interpolated
