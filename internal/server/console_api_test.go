@@ -212,3 +212,31 @@ func TestAlertRejectHeldStep(t *testing.T) {
 		t.Fatal("the rejected step ran")
 	}
 }
+
+// An approved step's action is journaled as the playbook's, linked to the
+// alert, so the alert page and the journal show who acted and why.
+func TestAlertApprovedStepKeepsActorAndAlert(t *testing.T) {
+	sv := kdfir(t)
+	env := testenv.Get(t)
+	ns := env.Namespace(t)
+	runPod(t, env, ns, "web-1")
+	body := `{"schema":"kdfir.io/alert/v1","title":"needs approval: actor","severity":"high","sourceId":"actor-` + ns + `","entities":[{"type":"pod","namespace":"` + ns + `","name":"web-1","cluster":"testenv"}]}`
+	var out alertResp
+	if code := sv.call(t, "POST", "/v1/alerts", sv.keys["sentinel"], []byte(body), &out); code != 200 || len(out.Playbooks) != 1 || !out.Playbooks[0].Waiting {
+		t.Fatalf("alert: %d %+v", code, out)
+	}
+	var ap struct{ Action struct{ ID, Status string } }
+	if code := sv.call(t, "POST", "/v1/actions/"+out.Playbooks[0].Steps[0].ActionID+"/approve", sv.keys["admin"], nil, &ap); code != 200 || ap.Action.Status != "succeeded" {
+		t.Fatalf("approve: %d %+v", code, ap)
+	}
+	var e journal.Entry
+	sv.call(t, "GET", "/v1/actions/"+ap.Action.ID, sv.keys["admin"], nil, &e)
+	if e.Actor != "playbook:approve-then-isolate" || e.Parent != out.Alert.ID || !strings.Contains(e.Reason, "approved by admin") {
+		t.Fatalf("the approved action: actor %q, parent %q, reason %q", e.Actor, e.Parent, e.Reason)
+	}
+	var list struct{ Actions []journal.Entry }
+	sv.call(t, "GET", "/v1/actions?alert="+out.Alert.ID, sv.keys["admin"], nil, &list)
+	if len(list.Actions) != 2 {
+		t.Fatalf("the alert's actions: %d, want the held step and its action", len(list.Actions))
+	}
+}
