@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -318,6 +319,17 @@ func printResult(g *Globals, res *respond.Result) error {
 				fmt.Fprintf(w, "%s\t%s\t%s\n", c.Op, c.Object, c.Detail)
 			}
 		}
+		if len(res.Plan) > 0 {
+			fmt.Fprintln(w, "\nPLAN (the API server's dry-run answer)\nOP\tOBJECT\tFIELD\tFROM\tTO")
+			for _, it := range res.Plan {
+				if len(it.Fields) == 0 {
+					fmt.Fprintf(w, "%s\t%s\t-\t-\t-\n", it.Op, it.Object)
+				}
+				for _, f := range it.Fields {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", it.Op, it.Object, f.Field, planValue(f.From), planValue(f.To))
+				}
+			}
+		}
 		section(w, "LEFT ALONE (changed by someone else since)", res.LeftAlone)
 		section(w, "WARNINGS", res.Warnings)
 		if out, ok := res.Output.(respond.DrainOutput); ok {
@@ -331,6 +343,19 @@ func printResult(g *Globals, res *respond.Result) error {
 		return printExec(g.Stdout, out)
 	}
 	return nil
+}
+
+// planValue prints a field's value in a plan: "-" when absent, a string
+// as it is, anything else as JSON.
+func planValue(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return "-"
+	case string:
+		return v
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
 }
 
 func section(w io.Writer, title string, lines []string) {

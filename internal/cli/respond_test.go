@@ -80,6 +80,11 @@ func TestRespondCommands(t *testing.T) {
 	if podLabel() != "" {
 		t.Fatal("dry run labelled the pod")
 	}
+	// The table shows the plan, field by field.
+	table := k.ok(nil, "isolate", "pod", web, "--dry-run")
+	if !strings.Contains(table, "PLAN") || !strings.Contains(table, `metadata.labels["kdfir.io/quarantine"]`) || !strings.Contains(table, "NetworkPolicy/"+ns+"/kdfir-quarantine") {
+		t.Errorf("dry-run table lacks the plan:\n%s", table)
+	}
 	k.ok(&entries, "actions", "list", "-o", "json")
 	if len(entries) != 0 {
 		t.Fatalf("dry run journaled %d entries", len(entries))
