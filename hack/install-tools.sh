@@ -56,6 +56,18 @@ else
 	ok "$(chromium --version 2>/dev/null | head -n1)"
 fi
 
+step "firefox-esr, webkit2gtk-driver and xvfb (Debian packages, for the console's Firefox and WebKit tests)"
+missing=()
+command -v firefox-esr >/dev/null 2>&1 || missing+=(firefox-esr)
+command -v WebKitWebDriver >/dev/null 2>&1 || missing+=(webkit2gtk-driver)
+# WebKitGTK has no headless mode: its tests run it on a private Xvfb.
+command -v Xvfb >/dev/null 2>&1 || missing+=(xvfb)
+if [ ${#missing[@]} -gt 0 ]; then
+	sudo_if_needed apt-get update -qq
+	sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+ok "$(firefox-esr --version 2>/dev/null | head -n1), WebKitWebDriver $(dpkg-query -W -f '${Version}' webkit2gtk-driver 2>/dev/null)"
+
 for bin in kube-apiserver kube-controller-manager kube-scheduler; do
 	out="$tools/k8s-$KUBE_VERSION/$bin"
 	step "$bin $KUBE_VERSION"
