@@ -232,6 +232,22 @@ func TestConsoleHuntEvidenceRulesInBrowser(t *testing.T) {
 	if !strings.Contains(summary, "1 alert(s) would be raised") || !strings.Contains(summary, "Deployment "+ns+"/web deleted by alice@example.com") {
 		t.Fatalf("rule test says %q", summary)
 	}
+
+	// Open in Hunt carries the rule's query to the editor.
+	if err := chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(rule+` a[href^="#/hunt?q="]`)),
+		chromedp.WaitVisible(chromedp.CSS("#hunt-query")),
+		chromedp.Poll[chromedp.Void](`document.getElementById("hunt-query").value.includes("deployments")`, chromedp.WithPollingTimeout(10*time.Second)),
+	); err != nil {
+		t.Fatal(err)
+	}
+	query, err := chromedp.Run(ctx, chromedp.Value(chromedp.CSS("#hunt-query")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(query, `objectRef.resource == "deployments"`) {
+		t.Fatalf("the editor holds %q, not the rule's query", query)
+	}
 }
 
 // auditEvent is one audit event of alice's, as the API server's webhook
