@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -26,14 +27,18 @@ func TestConsoleAlertPreviewIsolateRevert(t *testing.T) {
 	dir := artifacts(t)
 	ctx := browser(t)
 
+	// An audit event of the pod, which the API server sent kdfir serve:
+	// the alert reports it, so the page's hunt must find it.
+	reportID, user := podEvent(t, sv, ns, "web")
+
 	// The exec alert, as the exec rule raises it. Delivered with a key
 	// that may run no actions, so its playbook's steps are refused and the
 	// analyst decides.
 	now := time.Now().UTC().Format(time.RFC3339)
 	body := fmt.Sprintf(`{"schema":"kdfir.io/alert/v1","title":"Command executed in pod %[1]s/web: sh -c cat /etc/shadow","severity":"high",
-"rule":"k8s-exec-into-pod","time":%[2]q,"reportIds":["audit-%[1]s"],"sourceId":"console-%[1]s",
-"description":"alice ran sh -c cat /etc/shadow in pod %[1]s/web",
-"entities":[{"type":"pod","namespace":%[1]q,"name":"web","cluster":"testenv"},{"type":"user","name":"alice"}]}`, ns, now)
+"rule":"k8s-exec-into-pod","time":%[2]q,"reportIds":[%[3]q],"sourceId":"console-%[1]s",
+"description":"%[4]s ran sh -c cat /etc/shadow in pod %[1]s/web",
+"entities":[{"type":"pod","namespace":%[1]q,"name":"web","cluster":"testenv"},{"type":"user","name":%[4]q}]}`, ns, now, reportID, user)
 	var out alertResp
 	if code := sv.call(t, "POST", "/v1/alerts", sv.keys["sentinel"], []byte(body), &out); code != 200 {
 		t.Fatalf("alert: %d", code)
@@ -48,6 +53,8 @@ func TestConsoleAlertPreviewIsolateRevert(t *testing.T) {
 		chromedp.Click(chromedp.CSS(row+" td.title a")),
 		chromedp.WaitVisible(chromedp.CSS("#alert-title")),
 		chromedp.WaitVisible(chromedp.CSS(`#alert-entities button[data-action="isolate-pod"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#alert-events tr.reported")),
+		chromedp.WaitVisible(chromedp.CSS("#alert-user table.events tbody tr")),
 		shot(t, dir, 2, "alert"),
 	); err != nil {
 		t.Fatalf("open the alert: %v", err)
@@ -56,7 +63,7 @@ func TestConsoleAlertPreviewIsolateRevert(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"k8s-exec-into-pod", "alice ran sh -c cat /etc/shadow", `auditID in ("audit-` + ns + `")`, "Open in Hunt", "Run command"} {
+	for _, want := range []string{"k8s-exec-into-pod", user + " ran sh -c cat /etc/shadow", `auditID in ("` + reportID + `")`, "Open in Hunt", "Run command"} {
 		if want == "Run command" {
 			if strings.Contains(page, want) {
 				t.Errorf("run command is offered where exec is disabled")
@@ -192,4 +199,22 @@ func signIn(sv *svc, key string) chromedp.Action[chromedp.Void] {
 		chromedp.SetValue(chromedp.CSS("#key"), sv.keys[key]),
 		chromedp.Click(chromedp.CSS("#signin-form button")),
 		chromedp.WaitVisible(chromedp.CSS("#queue")))
+}
+
+// podEvent waits until kdfir serve has an audit event about the pod (its
+// creation) and returns its audit id and user.
+func podEvent(t *testing.T, sv *svc, ns, name string) (id, user string) {
+	t.Helper()
+	q, _ := json.Marshal(map[string]any{"since": "1h", "query": `KubeAudit | where objectRef.resource == "pods" and objectRef.namespace == "` + ns + `" and objectRef.name == "` + name +
+		`" | project auditID, User = tostring(user.username) | take 1`})
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		var res struct{ Rows [][]string }
+		if code := sv.call(t, "POST", "/v1/hunt", sv.keys["admin"], q, &res); code == 200 && len(res.Rows) == 1 {
+			return res.Rows[0][0], res.Rows[0][1]
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("no audit event of %s/%s reached kdfir serve", ns, name)
+	return "", ""
 }

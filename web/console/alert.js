@@ -241,6 +241,10 @@ const consolePages = (() => {
       try {
         const done = await api("POST", "/v1/actions", { action, target: target(entity), params, reason: reason.value.trim(), alert: page.alert.id });
         box.replaceChildren(node("p", { id: "action-done", class: "ok", text: label + ": " + done.status + (done.id ? " (action " + done.id + ")" : "") + " — " + (done.message || "") }));
+        const out = done.output || {};
+        if (action === "exec-pod" && (out.stdout !== undefined || out.stderr !== undefined)) {
+          box.append(node("h4", { text: "exit code " + out.exitCode }), node("pre", { id: "exec-output", class: "kql", text: (out.stdout || "") + (out.stderr || "") }));
+        }
         loadActions();
       } catch (err) {
         confirm.disabled = false;
