@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -345,17 +344,13 @@ func printResult(g *Globals, res *respond.Result) error {
 	return nil
 }
 
-// planValue prints a field's value in a plan: "-" when absent, a string
-// as it is, anything else as JSON.
+// planValue prints a field's value in a plan as a hunt's cell: "-" when
+// absent.
 func planValue(v any) string {
-	switch v := v.(type) {
-	case nil:
+	if v == nil {
 		return "-"
-	case string:
-		return v
 	}
-	b, _ := json.Marshal(v)
-	return string(b)
+	return cell(v)
 }
 
 func section(w io.Writer, title string, lines []string) {

@@ -165,13 +165,7 @@ func TestAlertRejectHeldStep(t *testing.T) {
 	sv := kdfir(t)
 	env := testenv.Get(t)
 	ns := env.Namespace(t)
-	runPod(t, env, ns, "web-1")
-	body := `{"schema":"kdfir.io/alert/v1","title":"needs approval: reject","severity":"high","sourceId":"reject-` + ns + `","entities":[{"type":"pod","namespace":"` + ns + `","name":"web-1","cluster":"testenv"}]}`
-	var out alertResp
-	if code := sv.call(t, "POST", "/v1/alerts", sv.keys["sentinel"], []byte(body), &out); code != 200 || len(out.Playbooks) != 1 || !out.Playbooks[0].Waiting {
-		t.Fatalf("alert: %d %+v", code, out)
-	}
-	id := out.Playbooks[0].Steps[0].ActionID
+	out, id := heldAlert(t, sv, env, ns, "reject")
 	var list struct{ Actions []journal.Entry }
 	sv.call(t, "GET", "/v1/actions?alert="+out.Alert.ID, sv.keys["reverter"], nil, &list)
 	if len(list.Actions) != 1 || list.Actions[0].ID != id || list.Actions[0].Status != journal.PendingApproval {
@@ -219,14 +213,9 @@ func TestAlertApprovedStepKeepsActorAndAlert(t *testing.T) {
 	sv := kdfir(t)
 	env := testenv.Get(t)
 	ns := env.Namespace(t)
-	runPod(t, env, ns, "web-1")
-	body := `{"schema":"kdfir.io/alert/v1","title":"needs approval: actor","severity":"high","sourceId":"actor-` + ns + `","entities":[{"type":"pod","namespace":"` + ns + `","name":"web-1","cluster":"testenv"}]}`
-	var out alertResp
-	if code := sv.call(t, "POST", "/v1/alerts", sv.keys["sentinel"], []byte(body), &out); code != 200 || len(out.Playbooks) != 1 || !out.Playbooks[0].Waiting {
-		t.Fatalf("alert: %d %+v", code, out)
-	}
+	out, held := heldAlert(t, sv, env, ns, "actor")
 	var ap struct{ Action struct{ ID, Status string } }
-	if code := sv.call(t, "POST", "/v1/actions/"+out.Playbooks[0].Steps[0].ActionID+"/approve", sv.keys["admin"], nil, &ap); code != 200 || ap.Action.Status != "succeeded" {
+	if code := sv.call(t, "POST", "/v1/actions/"+held+"/approve", sv.keys["admin"], nil, &ap); code != 200 || ap.Action.Status != "succeeded" {
 		t.Fatalf("approve: %d %+v", code, ap)
 	}
 	var e journal.Entry
@@ -239,4 +228,18 @@ func TestAlertApprovedStepKeepsActorAndAlert(t *testing.T) {
 	if len(list.Actions) != 2 {
 		t.Fatalf("the alert's actions: %d, want the held step and its action", len(list.Actions))
 	}
+}
+
+// heldAlert runs pod web-1 in ns and posts an alert whose playbook holds
+// its isolation for approval; it returns the alert and the held step's id.
+func heldAlert(t *testing.T, sv *svc, env *testenv.Env, ns, name string) (alertResp, string) {
+	t.Helper()
+	runPod(t, env, ns, "web-1")
+	body := `{"schema":"kdfir.io/alert/v1","title":"needs approval: ` + name + `","severity":"high","sourceId":"` + name + `-` + ns +
+		`","entities":[{"type":"pod","namespace":"` + ns + `","name":"web-1","cluster":"testenv"}]}`
+	var out alertResp
+	if code := sv.call(t, "POST", "/v1/alerts", sv.keys["sentinel"], []byte(body), &out); code != 200 || len(out.Playbooks) != 1 || !out.Playbooks[0].Waiting {
+		t.Fatalf("alert: %d %+v", code, out)
+	}
+	return out, out.Playbooks[0].Steps[0].ActionID
 }
