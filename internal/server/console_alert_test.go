@@ -153,6 +153,23 @@ func TestConsoleAlertPreviewIsolateRevert(t *testing.T) {
 		t.Fatal("the pod is still quarantined after the revert")
 	}
 
+	// A held playbook step is rejected from its alert's page.
+	held, heldID := heldAlert(t, sv, env, ns, "held")
+	step := `#alert-actions tr[data-id="` + heldID + `"]`
+	if err := chromedp.Do(within(ctx, 20*time.Second),
+		chromedp.Evaluate[chromedp.Void](`location.hash = "#/alerts/`+held.Alert.ID+`"`),
+		chromedp.WaitVisible(chromedp.CSS(step+" button.reject")),
+		shot(t, dir, 8, "held-step"),
+		chromedp.Click(chromedp.CSS(step+" button.reject")),
+		chromedp.WaitVisible(chromedp.CSS(`#alert-actions tr.status-rejected[data-id="`+heldID+`"]`)),
+	); err != nil {
+		t.Fatalf("reject the held step: %v", err)
+	}
+	var e journal.Entry
+	if sv.call(t, "GET", "/v1/actions/"+heldID, sv.keys["admin"], nil, &e); e.Status != journal.Rejected || quarantined(t, env, ns, "web-1") {
+		t.Fatalf("after rejecting in the console: %s", e.Status)
+	}
+
 	// A forged state-changing request, with the session cookie but
 	// without the CSRF token, is refused.
 	code, err := chromedp.Run(ctx, chromedp.Evaluate[int](`fetch("/v1/actions", {method: "POST", credentials: "same-origin",
@@ -171,7 +188,7 @@ func TestConsoleAlertPreviewIsolateRevert(t *testing.T) {
 		signIn(sv, "reverter"),
 		chromedp.Evaluate[chromedp.Void](`location.hash = "#/alerts/`+id+`"`),
 		chromedp.WaitVisible(chromedp.CSS("#alert-entities")),
-		shot(t, dir, 8, "read-only-alert"),
+		shot(t, dir, 9, "read-only-alert"),
 	); err != nil {
 		t.Fatalf("read-only alert page: %v", err)
 	}
