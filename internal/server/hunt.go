@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kdfir/kdfir/internal/audit"
@@ -27,6 +28,9 @@ const (
 	// maxHuntBytes bounds an answer's rows, encoded: past it, it is
 	// truncated.
 	maxHuntBytes = 32 << 20
+	// maxHunts is how many hunts and rule tests run at once; DuckDB
+	// takes every core for one.
+	maxHunts = 4
 )
 
 // huntRoutes are the Hunt, Evidence and Rules pages' endpoints.
@@ -115,6 +119,10 @@ func (s *Server) postHunt(w http.ResponseWriter, r *http.Request, k *auth.Key) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	if !s.hunts.acquire(w) {
+		return
+	}
+	defer s.hunts.release()
 	ctx, cancel := context.WithTimeout(r.Context(), huntTimeout)
 	defer cancel()
 	start := time.Now()
@@ -127,6 +135,27 @@ func (s *Server) postHunt(w http.ResponseWriter, r *http.Request, k *auth.Key) {
 	res.Chart = chartFor(req.Query, res.Columns)
 	writeJSON(w, http.StatusOK, res)
 }
+
+// huntSlots bounds the queries that run at once.
+type huntSlots struct {
+	once sync.Once
+	ch   chan struct{}
+}
+
+// acquire takes a slot, or answers 429 and returns false.
+func (h *huntSlots) acquire(w http.ResponseWriter) bool {
+	h.once.Do(func() { h.ch = make(chan struct{}, maxHunts) })
+	select {
+	case h.ch <- struct{}{}:
+		return true
+	default:
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("%d hunts are running: try again in a moment", maxHunts))
+		return false
+	}
+}
+
+func (h *huntSlots) release() { <-h.ch }
 
 // huntWindow turns since and until into the store's bounds; a key bound to
 // a cluster hunts only that cluster's events.

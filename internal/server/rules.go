@@ -117,6 +117,10 @@ func (s *Server) testRule(w http.ResponseWriter, r *http.Request, k *auth.Key) {
 		return
 	}
 	opts.Until = now
+	if !s.hunts.acquire(w) {
+		return
+	}
+	defer s.hunts.release()
 	ctx, cancel := context.WithTimeout(r.Context(), huntTimeout)
 	defer cancel()
 	start := time.Now()

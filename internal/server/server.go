@@ -167,6 +167,8 @@ type Server struct {
 	sessions sessions
 	// collections caches evidence listings and verifications.
 	collections evidenceCache
+	// hunts bounds the hunts and rule tests that run at once.
+	hunts huntSlots
 }
 
 // failureLimiter bounds requests without a valid key, per client address:
