@@ -171,7 +171,7 @@ type destinationStatus struct {
 // listEvidence is GET /v1/evidence: the collections in every configured
 // destination, newest first, each with its manifest's summary and its
 // signature's status.
-func (s *Server) listEvidence(w http.ResponseWriter, r *http.Request, _ *auth.Key) {
+func (s *Server) listEvidence(w http.ResponseWriter, r *http.Request, k *auth.Key) {
 	ctx := r.Context()
 	type found struct{ dest, prefix string }
 	var all []found
@@ -205,12 +205,25 @@ func (s *Server) listEvidence(w http.ResponseWriter, r *http.Request, _ *auth.Ke
 		})
 	}
 	_ = g.Wait()
-	writeJSON(w, http.StatusOK, map[string]any{"collections": out, "destinations": dests})
+	visible := out[:0]
+	for _, c := range out {
+		if s.mayRead(k, c) {
+			visible = append(visible, c)
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"collections": visible, "destinations": dests})
+}
+
+// mayRead reports whether k may see collection c: a key bound to a
+// cluster sees only that cluster's collections (and none whose manifest
+// does not say which cluster it came from).
+func (s *Server) mayRead(k *auth.Key, c *collection) bool {
+	return k == nil || k.Cluster == "" || (c.Cluster != "" && s.sameCluster(k.Cluster, c.Cluster))
 }
 
 // findCollection resolves an ID to one of the collections listed in its
-// destination, so no ID can name anything else.
-func (s *Server) findCollection(w http.ResponseWriter, r *http.Request) *collection {
+// destination that k may see, so no ID can name anything else.
+func (s *Server) findCollection(w http.ResponseWriter, r *http.Request, k *auth.Key) *collection {
 	id := r.PathValue("id")
 	dest, dir, ok := strings.Cut(id, ":")
 	sink := s.EvidenceStores[dest]
@@ -227,9 +240,14 @@ func (s *Server) findCollection(w http.ResponseWriter, r *http.Request) *collect
 			return nil
 		}
 		for _, p := range prefixes {
-			if collectionID(dest, p) == id {
-				return s.loadCollection(r.Context(), dest, p, sink)
+			if collectionID(dest, p) != id {
+				continue
 			}
+			if c := s.loadCollection(r.Context(), dest, p, sink); s.mayRead(k, c) {
+				return c
+			}
+			writeError(w, http.StatusNotFound, fmt.Sprintf("no evidence collection %q", id))
+			return nil
 		}
 	}
 	writeError(w, http.StatusNotFound, fmt.Sprintf("no evidence collection %q", id))
@@ -237,8 +255,8 @@ func (s *Server) findCollection(w http.ResponseWriter, r *http.Request) *collect
 }
 
 // getEvidence is GET /v1/evidence/{id}: the collection with its manifest.
-func (s *Server) getEvidence(w http.ResponseWriter, r *http.Request, _ *auth.Key) {
-	if c := s.findCollection(w, r); c != nil {
+func (s *Server) getEvidence(w http.ResponseWriter, r *http.Request, k *auth.Key) {
+	if c := s.findCollection(w, r, k); c != nil {
 		writeJSON(w, http.StatusOK, c)
 	}
 }
@@ -246,8 +264,8 @@ func (s *Server) getEvidence(w http.ResponseWriter, r *http.Request, _ *auth.Key
 // evidenceArtifact is GET /v1/evidence/{id}/artifacts/{name...}: one
 // artifact the manifest lists (or the manifest and its signature),
 // streamed.
-func (s *Server) evidenceArtifact(w http.ResponseWriter, r *http.Request, _ *auth.Key) {
-	c := s.findCollection(w, r)
+func (s *Server) evidenceArtifact(w http.ResponseWriter, r *http.Request, k *auth.Key) {
+	c := s.findCollection(w, r, k)
 	if c == nil {
 		return
 	}
@@ -286,8 +304,8 @@ func (s *Server) evidenceArtifact(w http.ResponseWriter, r *http.Request, _ *aut
 
 // verifyEvidence is POST /v1/evidence/{id}/verify: every artifact's size
 // and hash and the signature, checked now.
-func (s *Server) verifyEvidence(w http.ResponseWriter, r *http.Request, _ *auth.Key) {
-	c := s.findCollection(w, r)
+func (s *Server) verifyEvidence(w http.ResponseWriter, r *http.Request, k *auth.Key) {
+	c := s.findCollection(w, r, k)
 	if c == nil {
 		return
 	}

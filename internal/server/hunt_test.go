@@ -401,7 +401,9 @@ func TestEvidenceLocalTraversal(t *testing.T) {
 	_, priv, _ := ed25519.GenerateKey(nil)
 	id := plantCollection(t, sink, priv, "local", "c/20261203T000000Z-local", map[string]string{"a.txt": "a"}, "")
 	secret, hash, _ := auth.Generate()
-	authn, err := auth.New([]*auth.Key{{Name: "reader", Hash: hash, Scopes: []string{"read"}}})
+	other, otherHash, _ := auth.Generate()
+	authn, err := auth.New([]*auth.Key{{Name: "reader", Hash: hash, Scopes: []string{"read"}},
+		{Name: "other-cluster", Hash: otherHash, Scopes: []string{"read"}, Cluster: "prod-eu"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -409,8 +411,8 @@ func TestEvidenceLocalTraversal(t *testing.T) {
 		EvidenceStores: map[string]evidence.Sink{"local": sink}, EvidenceKey: priv.Public().(ed25519.PublicKey)}
 	hs := httptest.NewServer(srv.Handler())
 	defer hs.Close()
-	get := func(p string) (int, string) {
-		resp, err := hs.Client().Do(mustRequest(t, "GET", hs.URL+p, secret))
+	getAs := func(key, p string) (int, string) {
+		resp, err := hs.Client().Do(mustRequest(t, "GET", hs.URL+p, key))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -418,8 +420,19 @@ func TestEvidenceLocalTraversal(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
+	get := func(p string) (int, string) { return getAs(secret, p) }
 	if code, body := get("/v1/evidence/" + id + "/artifacts/a.txt"); code != 200 || body != "a" {
 		t.Fatalf("artifact: %d %q", code, body)
+	}
+	// A key bound to another cluster neither lists nor reads testenv's
+	// collection.
+	if code, body := getAs(other, "/v1/evidence"); code != 200 || strings.Contains(body, id) {
+		t.Errorf("list as a key bound to another cluster: %d %s", code, body)
+	}
+	for _, p := range []string{"/v1/evidence/" + id, "/v1/evidence/" + id + "/artifacts/a.txt"} {
+		if code, body := getAs(other, p); code != 404 || strings.Contains(body, "\"a\"") {
+			t.Errorf("GET %s as a key bound to another cluster: %d %q", p, code, body)
+		}
 	}
 	for _, p := range []string{
 		"/v1/evidence/" + id + "/artifacts/..%2f..%2f..%2fsecret.txt",
