@@ -42,7 +42,7 @@ unit:
 # Packages run one at a time (-p 1): each starts its own control plane,
 # and two of them at once under -race starve a 2-core machine.
 test: tools vet staticcheck
-	$(GO) test -race -p 1 -timeout $(TEST_TIMEOUT) ./...
+	KDFIR_REQUIRE_BROWSERS=1 $(GO) test -race -p 1 -timeout $(TEST_TIMEOUT) ./...
 	$(MAKE) --no-print-directory fuzz
 
 # Each fuzzer runs for FUZZTIME beyond its seed corpus (the audit decoders'
