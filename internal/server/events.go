@@ -21,8 +21,11 @@ type feed struct {
 }
 
 type feedEvent struct {
-	kind  string // alert (new) or triage (changed)
-	alert *alert.Alert
+	kind string // alert (new) or triage (changed)
+	id   string
+	// data is the alert as JSON, taken when it was published: the
+	// publisher goes on changing the alert (its playbooks' actions).
+	data []byte
 }
 
 // subscribe returns a channel of events and a function that ends the
@@ -52,11 +55,15 @@ func (f *feed) subscribe() (<-chan feedEvent, func()) {
 // publish never blocks: a client too slow to keep 64 events is dropped,
 // and reconnects (EventSource does so by itself).
 func (f *feed) publish(kind string, a *alert.Alert) {
+	b, err := json.Marshal(a)
+	if err != nil {
+		return
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for ch := range f.subs {
 		select {
-		case ch <- feedEvent{kind: kind, alert: a}:
+		case ch <- feedEvent{kind: kind, id: a.ID, data: b}:
 		default:
 			delete(f.subs, ch)
 			close(ch)
@@ -106,11 +113,7 @@ func (s *Server) alertEvents(w http.ResponseWriter, r *http.Request, _ *auth.Key
 			if !ok {
 				return // too slow: the client reconnects
 			}
-			b, err := json.Marshal(ev.alert)
-			if err != nil {
-				continue
-			}
-			fmt.Fprintf(w, "event: %s\nid: %s\ndata: %s\n\n", ev.kind, ev.alert.ID, b)
+			fmt.Fprintf(w, "event: %s\nid: %s\ndata: %s\n\n", ev.kind, ev.id, ev.data)
 		}
 		if err := rc.Flush(); err != nil {
 			return
