@@ -96,6 +96,17 @@ func TestPreviewActionAPI(t *testing.T) {
 	if code := sv.call(t, "POST", "/v1/actions", sv.keys["admin"], []byte(`{"action":"collect-pod",`+pod+`,"dryRun":true}`), &p); code != 200 || len(p.Plan) != 1 || p.Plan[0].Op != "collect" {
 		t.Fatalf("collect dry run: %d %+v", code, p)
 	}
+	// Run command, where exec is enabled: the plan says what would run.
+	cs := kdfirCompat(t)
+	p = planned{}
+	exec := `{"action":"exec-pod",` + pod + `,"params":{"command":["cat","/etc/hostname"]},"dryRun":true}`
+	if code := cs.call(t, "POST", "/v1/actions", cs.keys["admin"], []byte(exec), &p); code != 200 || len(p.Plan) != 1 || p.Plan[0].Op != "exec" ||
+		!strings.Contains(p.Plan[0].Detail, "cat") {
+		t.Fatalf("exec dry run: %d %+v", code, p)
+	}
+	if code := sv.call(t, "POST", "/v1/actions", sv.keys["admin"], []byte(exec), nil); code != 403 {
+		t.Errorf("exec dry run where exec is disabled: %d", code)
+	}
 	for _, tc := range []struct {
 		key, body string
 		code      int
