@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -90,7 +91,7 @@ func TestConsoleQueueInBrowser(t *testing.T) {
 
 	// An alert arrives through the API and shows up without a reload.
 	title := "live alert " + ns
-	body := `{"schema":"kdfir.io/alert/v1","title":"` + title + `","severity":"high","entities":[{"type":"pod","namespace":"` + ns + `","name":"web-1"}]}`
+	body := `{"schema":"kdfir.io/alert/v1","title":"` + title + `","severity":"high","entities":[{"type":"pod","namespace":"` + ns + `","name":"web-1","cluster":"testenv"}]}`
 	var out alertResp
 	if code := sv.call(t, "POST", "/v1/alerts", sv.keys["admin"], []byte(body), &out); code != 200 {
 		t.Fatalf("alert: %d", code)
@@ -108,6 +109,22 @@ func TestConsoleQueueInBrowser(t *testing.T) {
 	}
 	if !strings.Contains(chips, "pod: "+ns+"/web-1") {
 		t.Fatalf("entity chips %q", chips)
+	}
+
+	// The queue's filters: another cluster or rule hides it, the last
+	// hour and its own cluster show it.
+	filter := func(id, v string) chromedp.Action[chromedp.Void] {
+		return chromedp.Evaluate[chromedp.Void](`(() => { const e = document.getElementById(` + strconv.Quote(id) + `);
+			e.value = ` + strconv.Quote(v) + `; e.dispatchEvent(new Event("change")); })()`)
+	}
+	if err := chromedp.Do(ctx,
+		filter("f-cluster", "nowhere"), chromedp.WaitNotPresent(chromedp.CSS(rowSel)),
+		filter("f-cluster", "TESTENV"), chromedp.WaitVisible(chromedp.CSS(rowSel)),
+		filter("f-rule", "no-such-rule"), chromedp.WaitNotPresent(chromedp.CSS(rowSel)),
+		filter("f-rule", ""), filter("f-since", "3600"), chromedp.WaitVisible(chromedp.CSS(rowSel)),
+		filter("f-cluster", ""), filter("f-since", ""), chromedp.WaitVisible(chromedp.CSS(rowSel)),
+	); err != nil {
+		t.Fatalf("queue filters: %v", err)
 	}
 
 	// Close it as a false positive: it leaves the open queue.

@@ -95,10 +95,25 @@ function row(a, fresh) {
   return tr;
 }
 
+// since is the start of the queue's time filter, or null for any time.
+function since() {
+  const secs = Number($("f-since").value);
+  return secs ? new Date(Date.now() - secs * 1000) : null;
+}
+
+function inCluster(a, c) {
+  const same = (x) => (x || "").toLowerCase() === c.toLowerCase();
+  return same(a.cluster) || (a.entities || []).some((e) => same(e.cluster));
+}
+
+// matches is the server's filter (GET /v1/alerts) for an alert that
+// arrives live.
 function matches(a) {
   const st = $("f-status").value, sev = $("f-severity").value, src = $("f-source").value;
+  const cluster = $("f-cluster").value.trim(), rule = $("f-rule").value.trim(), from = since();
   const status = (a.triage && a.triage.status) || "new";
-  return (!st || st.split(",").includes(status)) && (!sev || a.severity === sev) && (!src || a.source === src);
+  return (!st || st.split(",").includes(status)) && (!sev || a.severity === sev) && (!src || a.source === src) &&
+    (!cluster || inCluster(a, cluster)) && (!rule || a.rule === rule) && (!from || new Date(a.time) >= from);
 }
 
 function upsert(a, fresh) {
@@ -118,6 +133,9 @@ async function load() {
   if ($("f-status").value) q.set("status", $("f-status").value);
   if ($("f-severity").value) q.set("severity", $("f-severity").value);
   if ($("f-source").value) q.set("source", $("f-source").value);
+  if ($("f-cluster").value.trim()) q.set("cluster", $("f-cluster").value.trim());
+  if ($("f-rule").value.trim()) q.set("rule", $("f-rule").value.trim());
+  if (since()) q.set("since", since().toISOString());
   try {
     const data = await api("GET", "/v1/alerts?" + q);
     const body = $("alerts");
@@ -208,7 +226,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("signout").addEventListener("click", async () => {
     try { await api("DELETE", "/v1/session"); } finally { signedOut(); }
   });
-  ["f-status", "f-severity", "f-source"].forEach((id) => $(id).addEventListener("change", load));
+  ["f-status", "f-severity", "f-source", "f-cluster", "f-rule", "f-since"].forEach((id) => $(id).addEventListener("change", load));
   $("bulk-close").addEventListener("click", bulkClose);
   window.addEventListener("hashchange", route);
   const saved = sessionStorage.getItem("kdfir.session");
