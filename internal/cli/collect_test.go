@@ -168,7 +168,7 @@ func TestCollectAndVerifyCLI(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || res.Action != "collect-node" {
 		t.Fatalf("node: %v %+v", err, res)
 	}
-	for _, p := range []string{"pods/web/pod.yaml", "pods/worker/pod.yaml", "objects/nodes/" + env.Node + ".yaml"} {
+	for _, p := range []string{"pods/" + ns + "/web/pod.yaml", "pods/" + ns + "/worker/pod.yaml", "objects/nodes/" + env.Node + ".yaml"} {
 		if _, err := os.Stat(filepath.Join(res.Location, filepath.FromSlash(p))); err != nil {
 			t.Errorf("node collection: %v", err)
 		}

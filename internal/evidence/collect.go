@@ -203,7 +203,7 @@ func (c *Collector) Collect(ctx context.Context, sink Sink, req Request) (*Resul
 	r := c.newRun(ctx, out, req.Images)
 	switch req.Kind {
 	case KindPod:
-		r.pod(r.ctx, &pod, raw, source)
+		r.pod(r.ctx, podDir(pod.Namespace, &pod), &pod, raw, source)
 	case KindNamespace:
 		r.namespace(r.ctx, req.Name, raw, source)
 	case KindNode:

@@ -423,7 +423,18 @@ func (r *run) node(ctx context.Context, name string, raw []byte, source string) 
 	r.pods(ctx, "", url.Values{"fieldSelector": {"spec.nodeName=" + name}})
 }
 
-// pods collects every pod a list returns.
+// podDir is where a pod's artifacts go: pods/<pod>/ in a collection of
+// one pod or one namespace (ns), and pods/<namespace>/<pod>/ in a node's
+// (ns ""), whose pods may share names across namespaces.
+func podDir(ns string, pod *corev1.Pod) string {
+	if ns == "" {
+		return "pods/" + pathSegment(pod.Namespace) + "/" + pathSegment(pod.Name) + "/"
+	}
+	return "pods/" + pathSegment(pod.Name) + "/"
+}
+
+// pods collects every pod a list returns, from namespace ns or, when ns
+// is "", from every namespace.
 func (r *run) pods(ctx context.Context, ns string, params url.Values) {
 	l := r.list(ctx, resPods, ns, params)
 	if l.err != nil {
@@ -435,6 +446,6 @@ func (r *run) pods(ctx context.Context, ns string, params url.Values) {
 		if err := json.Unmarshal(raw, &pod); err != nil {
 			continue
 		}
-		r.pod(ctx, &pod, raw, l.source)
+		r.pod(ctx, podDir(ns, &pod), &pod, raw, l.source)
 	}
 }

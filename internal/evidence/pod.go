@@ -63,11 +63,11 @@ func (ci containerInfo) started() bool {
 
 func (ci containerInfo) running() bool { return ci.status != nil && ci.status.State.Running != nil }
 
-// pod collects one pod: its manifest, events, a describe report, image
-// references, logs, shell histories and the objects around it. The slow
-// parts run as bounded tasks.
-func (r *run) pod(ctx context.Context, pod *corev1.Pod, raw []byte, source string) {
-	dir := "pods/" + pathSegment(pod.Name) + "/"
+// pod collects one pod under dir (pods/<pod>/, or pods/<namespace>/<pod>/
+// where pods of several namespaces share the collection): its manifest,
+// events, a describe report, image references, logs, shell histories and
+// the objects around it. The slow parts run as bounded tasks.
+func (r *run) pod(ctx context.Context, dir string, pod *corev1.Pod, raw []byte, source string) {
 	r.writeYAML(ctx, dir+"pod.yaml", source, resPods, raw)
 
 	params := url.Values{"fieldSelector": {"involvedObject.uid=" + string(pod.UID)}}

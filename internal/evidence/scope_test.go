@@ -92,6 +92,12 @@ func TestCollectNode(t *testing.T) {
 	dest := t.TempDir()
 	sink, err := evidence.OpenDest(dest)
 	must(t, err)
+	// A pod of the same name in another namespace on the node: a node's
+	// pods go under their namespace, so neither overwrites the other.
+	twin := env.Namespace(t)
+	if _, err := env.RunPod(ctx, testenv.PodSpec{Namespace: twin, Name: "web-7f9", Logs: []string{"twin"}}); err != nil {
+		t.Fatal(err)
+	}
 	res, err := c.Collect(ctx, sink, evidence.Request{Kind: evidence.KindNode, Name: env.Node})
 	must(t, err)
 	if res.Action != "collect-node" || !strings.HasPrefix(res.Prefix, "testenv/_nodes/"+env.Node+"/") {
@@ -99,7 +105,8 @@ func TestCollectNode(t *testing.T) {
 	}
 	dir := filepath.Join(dest, filepath.FromSlash(res.Prefix))
 	m := readManifest(t, dir)
-	for _, p := range []string{"objects/nodes/" + env.Node + ".yaml", "events.yaml", "pods/web-7f9/pod.yaml", "pods/web-7f9/logs/app.log",
+	for _, p := range []string{"objects/nodes/" + env.Node + ".yaml", "events.yaml", "pods/" + f.ns + "/web-7f9/pod.yaml", "pods/" + f.ns + "/web-7f9/logs/app.log",
+		"pods/" + twin + "/web-7f9/pod.yaml", "pods/" + twin + "/web-7f9/logs/app.log",
 		"objects/deployments.apps/" + f.ns + "/web.yaml"} {
 		if a, ok := artifact(m, p); !ok || a.Error != "" {
 			t.Errorf("%s not collected: %+v\n%s", p, a, paths(m))
