@@ -135,31 +135,17 @@ QUALIFY row_number() OVER (PARTITION BY s.time, s.cluster, s.stage, coalesce(s.d
 // stored (same time, cluster, audit id and stage, including repeats within
 // the batch). It is durable when it returns without error.
 //
-// A batch whose events are all later than every stored event (the usual
-// case: audit logs arrive in time order) cannot repeat a stored event, so
-// its rows go straight into the table, with repeats within the batch
-// dropped here. Any other batch goes through a staging table and an
-// anti-join against the stored events of its time range.
+// An event later than every stored event (most of them: audit logs arrive
+// nearly in time order) cannot repeat a stored event, so its row goes
+// straight into the table, with repeats within the batch dropped here.
+// The others (an event whose stage ends before an earlier-sent one's, an
+// event without a time, a batch sent again) go through a staging table
+// and an anti-join against the stored events of their time range only.
 func (s *Store) InsertBatch(ctx context.Context, events []audit.Event) (stored, duplicates int, err error) {
 	if len(events) == 0 {
 		return 0, 0, nil
 	}
 	rows := shredAll(events)
-	var lo, hi time.Time
-	untimed := false
-	for i := range events {
-		t := events[i].Time.Truncate(time.Microsecond)
-		switch {
-		case t.IsZero():
-			untimed = true
-		case lo.IsZero():
-			lo, hi = t, t
-		case t.Before(lo):
-			lo = t
-		case t.After(hi):
-			hi = t
-		}
-	}
 
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
@@ -169,20 +155,75 @@ func (s *Store) InsertBatch(ctx context.Context, events []audit.Event) (stored, 
 	if s.ro {
 		return 0, 0, errors.New("store: opened read-only")
 	}
+	var fresh, late []int
+	var hi, lateLo, lateHi time.Time
+	untimed := false
+	for i := range events {
+		t := events[i].Time.Truncate(time.Microsecond)
+		switch {
+		case t.IsZero():
+			untimed = true
+			late = append(late, i)
+		case s.maxTime.IsZero() || t.After(s.maxTime):
+			fresh = append(fresh, i)
+			if t.After(hi) {
+				hi = t
+			}
+		default:
+			late = append(late, i)
+			if lateLo.IsZero() || t.Before(lateLo) {
+				lateLo = t
+			}
+			if t.After(lateHi) {
+				lateHi = t
+			}
+		}
+	}
+
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return 0, 0, fmt.Errorf("store: insert: %w", err)
 	}
 	defer conn.Close()
-	if !untimed && !lo.IsZero() && (s.maxTime.IsZero() || lo.After(s.maxTime)) {
-		rows = dropRepeats(events, rows)
-		if err := s.appendRows(ctx, conn, "", "events", rows); err != nil {
+	if _, err := conn.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
+		return 0, 0, fmt.Errorf("store: insert: %w", cleanErr(err))
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK") //nolint:errcheck // the error that got here is the one to report
+		}
+	}()
+	if len(late) > 0 {
+		n, err := s.insertLate(ctx, conn, pick(rows, late), lateLo, lateHi, untimed)
+		if err != nil {
+			return 0, 0, err
+		}
+		stored += n
+	}
+	if len(fresh) > 0 {
+		kept := dropRepeats(events, fresh)
+		if err := s.appendRows(ctx, conn, "", "events", pick(rows, kept)); err != nil {
 			return 0, 0, fmt.Errorf("store: insert: %w", cleanErr(err))
 		}
-		s.maxTime = hi
-		return len(rows), len(events) - len(rows), nil
+		stored += len(kept)
 	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS staging") //nolint:errcheck // best effort; the next batch replaces it
+	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+		return 0, 0, fmt.Errorf("store: insert: %w", cleanErr(err))
+	}
+	committed = true
+	if hi.After(s.maxTime) {
+		s.maxTime = hi
+	}
+	return stored, len(events) - stored, nil
+}
 
+// insertLate stores rows that may repeat stored events, in the open
+// transaction on conn: through a staging table, anti-joined with the
+// stored events between lo and hi (and those without a time, when
+// untimed).
+func (s *Store) insertLate(ctx context.Context, conn *sql.Conn, rows [][]driver.Value, lo, hi time.Time, untimed bool) (int, error) {
 	var cond string
 	switch {
 	case lo.IsZero():
@@ -193,21 +234,26 @@ func (s *Store) InsertBatch(ctx context.Context, events []audit.Event) (stored, 
 		cond = fmt.Sprintf("e.time BETWEEN %s AND %s", tsLit(lo), tsLit(hi))
 	}
 	if _, err := conn.ExecContext(ctx, stagingSQL); err != nil {
-		return 0, 0, fmt.Errorf("store: insert: %w", cleanErr(err))
+		return 0, fmt.Errorf("store: insert: %w", cleanErr(err))
 	}
-	defer conn.ExecContext(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS staging") //nolint:errcheck // best effort; the next batch replaces it
 	if err := s.appendRows(ctx, conn, "temp", "staging", rows); err != nil {
-		return 0, 0, fmt.Errorf("store: insert: stage: %w", cleanErr(err))
+		return 0, fmt.Errorf("store: insert: stage: %w", cleanErr(err))
 	}
 	res, err := conn.ExecContext(ctx, fmt.Sprintf(insertSQL, cond))
 	if err != nil {
-		return 0, 0, fmt.Errorf("store: insert: %w", cleanErr(err))
+		return 0, fmt.Errorf("store: insert: %w", cleanErr(err))
 	}
 	n, _ := res.RowsAffected()
-	if hi.After(s.maxTime) {
-		s.maxTime = hi
+	return int(n), nil
+}
+
+// pick returns rows[i] for each i in idx.
+func pick(rows [][]driver.Value, idx []int) [][]driver.Value {
+	out := make([][]driver.Value, len(idx))
+	for j, i := range idx {
+		out[j] = rows[i]
 	}
-	return int(n), len(events) - int(n), nil
+	return out
 }
 
 // appendRows appends rows to a table in one transaction.
@@ -239,17 +285,18 @@ func IdentityKey(e *audit.Event) string {
 	return fmt.Sprint(t.UnixMicro(), t.IsZero(), "\x00", e.Cluster, "\x00", DedupKey(e), "\x00", stage)
 }
 
-// dropRepeats keeps the first of the events that share an identity.
-func dropRepeats(events []audit.Event, rows [][]driver.Value) [][]driver.Value {
-	seen := make(map[string]struct{}, len(events))
-	out := rows[:0]
-	for i := range events {
+// dropRepeats returns the indexes in idx of the first of the events that
+// share an identity.
+func dropRepeats(events []audit.Event, idx []int) []int {
+	seen := make(map[string]struct{}, len(idx))
+	out := make([]int, 0, len(idx))
+	for _, i := range idx {
 		k := IdentityKey(&events[i])
 		if _, dup := seen[k]; dup {
 			continue
 		}
 		seen[k] = struct{}{}
-		out = append(out, rows[i])
+		out = append(out, i)
 	}
 	return out
 }

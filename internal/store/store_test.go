@@ -134,6 +134,43 @@ func TestDuplicates(t *testing.T) {
 	}
 }
 
+// A batch that mixes events later than every stored one with events of
+// the stored time range (copies and new ones) stores exactly the new ones,
+// once each.
+func TestMixedBatch(t *testing.T) {
+	s, _ := openTemp(t)
+	evs := genEvents(t, 7, 2000, audit.Options{Cluster: "c1"})
+	slices.SortStableFunc(evs, func(a, b audit.Event) int { return a.Time.Compare(b.Time) })
+	first, rest := evs[:1000], evs[1000:]
+	// Keep back 50 events from the middle of the first half's range: they
+	// arrive later, in a batch with newer events.
+	var held []audit.Event
+	kept := first[:0:0]
+	for i, e := range first {
+		if i >= 400 && i < 450 {
+			held = append(held, e)
+		} else {
+			kept = append(kept, e)
+		}
+	}
+	if n, d, err := s.InsertBatch(ctx, kept); err != nil || n != 950 || d != 0 {
+		t.Fatalf("first: %d %d %v", n, d, err)
+	}
+	// held (late, new), kept[:100] (late, stored), rest (fresh) with
+	// rest[:20] twice.
+	batch := slices.Concat(rest[:20], held, kept[:100], rest)
+	n, d, err := s.InsertBatch(ctx, batch)
+	if err != nil || n != 1050 || d != 120 {
+		t.Fatalf("mixed: stored %d, duplicates %d, %v; want 1050, 120", n, d, err)
+	}
+	if c, _ := s.Count(ctx); c != 2000 {
+		t.Errorf("count %d, want 2000", c)
+	}
+	if n, d, err := s.InsertBatch(ctx, evs); err != nil || n != 0 || d != 2000 {
+		t.Fatalf("all again: %d %d %v", n, d, err)
+	}
+}
+
 func TestRetention(t *testing.T) {
 	s, _ := openTemp(t)
 	evs := genEvents(t, 9, 2000, audit.Options{Cluster: "c"})
