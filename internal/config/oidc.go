@@ -118,11 +118,30 @@ func (o *OIDC) Secret() (string, error) {
 	return o.ClientSecret, nil
 }
 
-func (s *Serve) validateOIDC() error {
+// validateKeyNames keeps API key names apart from the journal's other
+// actors: OIDC sessions (oidc:<user>), playbooks (playbook:<name>) and CLI
+// users (<user>@<host>), so that an actor's kind shows in its name.
+func (s *Serve) validateKeyNames() error {
 	for i, k := range s.APIKeys {
-		if k != nil && strings.HasPrefix(k.Name, OIDCPrincipalPrefix) {
-			return fieldErrorf(fmt.Sprintf("apiKeys[%d].name", i), "%q: names starting with %q are kept for OIDC sessions", k.Name, OIDCPrincipalPrefix)
+		if k == nil {
+			continue
 		}
+		field := fmt.Sprintf("apiKeys[%d].name", i)
+		switch {
+		case strings.HasPrefix(k.Name, OIDCPrincipalPrefix):
+			return fieldErrorf(field, "%q: names starting with %q are kept for OIDC sessions", k.Name, OIDCPrincipalPrefix)
+		case strings.HasPrefix(k.Name, "playbook:"):
+			return fieldErrorf(field, "%q: names starting with \"playbook:\" are kept for playbooks", k.Name)
+		case strings.Contains(k.Name, "@"):
+			return fieldErrorf(field, "%q: names with \"@\" are kept for CLI users (user@host) in the journal", k.Name)
+		}
+	}
+	return nil
+}
+
+func (s *Serve) validateOIDC() error {
+	if err := s.validateKeyNames(); err != nil {
+		return err
 	}
 	o := s.OIDC
 	if o == nil {

@@ -58,6 +58,8 @@ oidc:
 		"oidc.groups.soc.scopes: group \"soc\" grants no scopes":                                                  strings.Replace(good, "[read, triage]", "[]", 1),
 		"oidc.groups: map at least one group to scopes":                                                           good[:strings.Index(good, "  groups:")],
 		"kdfir.yaml:2: apiKeys[0].name: \"oidc:x\": names starting with \"oidc:\" are kept for OIDC sessions":     "apiKeys:\n- {name: \"oidc:x\", hash: \"sha256:00:" + strings.Repeat("0", 64) + "\", scopes: [read]}\n",
+		"kdfir.yaml:2: apiKeys[0].name: \"playbook:x\": names starting with \"playbook:\" are kept for playbooks": "apiKeys:\n- {name: \"playbook:x\", hash: \"sha256:00:" + strings.Repeat("0", 64) + "\", scopes: [read]}\n",
+		"kdfir.yaml:2: apiKeys[0].name: \"bob@laptop\": names with \"@\" are kept for CLI users":                  "apiKeys:\n- {name: \"bob@laptop\", hash: \"sha256:00:" + strings.Repeat("0", 64) + "\", scopes: [read]}\n",
 	}
 	for want, src := range bad {
 		_, err := Parse("kdfir.yaml", []byte(src))

@@ -55,14 +55,16 @@ const consolePages = (() => {
     return t ? new Date(t).toISOString().replace(".000", "") : "";
   }
 
-  // actorKind says who acted: a playbook, this console's key, or another
-  // key or a CLI user.
+  // actorKind says who acted: a playbook (playbook:<name>), you, a console
+  // user signed in with OIDC (oidc:<user>), a CLI user (<user>@<host>;
+  // API key names may not hold "@"), or an API key (its name).
   function actorKind(actor) {
     if (!actor) return "";
     if (actor.startsWith("playbook:")) return "playbook";
-    if (actor === state.key) return "console (you)";
-    if (actor.startsWith("oidc:")) return "console";
-    return "key or CLI";
+    if (actor === state.key) return "you";
+    if (actor.startsWith("oidc:")) return "console (OIDC)";
+    if (actor.includes("@")) return "CLI";
+    return "API key or console";
   }
 
   return { settings, node, planTable, when, actorKind, fmtValue };
