@@ -129,10 +129,16 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		"SET temp_directory = " + quote(path+".tmp"),
 		"SET preserve_insertion_order = false",
 		"SET enable_progress_bar = false",
-		// Fold the write-ahead log into the file every 64MB of it: fewer
-		// rewrites of half-full row groups than DuckDB's 16MB, and far
-		// less memory than holding more.
-		"SET checkpoint_threshold = '64MB'",
+		// Fold the write-ahead log into the file every 1GB of it. A
+		// checkpoint's cost grows with the table (at 1M events, 2 to 6 s
+		// each), so at DuckDB's 16MB, or 64MB, ingest spent most of its
+		// time in them: 1M events took 101 s at 64MB and 57 s at 1GB, with
+		// a lower peak RSS (753 MiB against 915) and a smaller file
+		// (250 MiB against 332; fewer rewrites of half-full row groups).
+		// The log's data is buffer-managed, so memory stays under
+		// memory_limit. The cost: a crash leaves up to 1GB of log to
+		// replay when the store is next opened.
+		"SET checkpoint_threshold = '1GB'",
 		"SET autoinstall_known_extensions = false",
 		"SET autoload_known_extensions = false",
 		"SET TimeZone = 'UTC'",
