@@ -33,6 +33,7 @@ import (
 	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/tools/remotecommand"
 	"k8s.io/client-go/transport/spdy"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 
 	"github.com/google/go-cmp/cmp"
@@ -206,10 +207,18 @@ func ruleCases() []ruleCase {
 				_, err := k.cs.AppsV1().Deployments(k.ns).Patch(ctx, "patched", types.StrategicMergePatchType,
 					[]byte(`{"spec":{"template":{"spec":{"containers":[{"name":"app","securityContext":{"privileged":true}}]}}}}`), metav1.PatchOptions{})
 				k.must(err)
-				d := k.deployment("updated", nil)
-				d.Spec.Template.Spec.Containers[0].SecurityContext = priv
-				_, err = k.cs.AppsV1().Deployments(k.ns).Update(ctx, d, metav1.UpdateOptions{})
-				k.must(err)
+				k.deployment("updated", nil)
+				// The deployment controller writes the object too: update the
+				// latest version.
+				k.must(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+					d, err := k.cs.AppsV1().Deployments(k.ns).Get(ctx, "updated", metav1.GetOptions{})
+					if err != nil {
+						return err
+					}
+					d.Spec.Template.Spec.Containers[0].SecurityContext = priv
+					_, err = k.cs.AppsV1().Deployments(k.ns).Update(ctx, d, metav1.UpdateOptions{})
+					return err
+				}))
 				// A CronJob's pod template.
 				_, err = k.cs.BatchV1().CronJobs(k.ns).Create(ctx, &batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Name: "cron"},
 					Spec: batchv1.CronJobSpec{Schedule: "*/5 * * * *", JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{
