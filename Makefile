@@ -49,7 +49,7 @@ test: tools vet staticcheck
 # seeds are generated, so they never depend on ../shared/data).
 FUZZTIME ?= 10s
 FUZZERS := internal/audit:FuzzDecode internal/audit:FuzzDecodeRecords internal/audit:FuzzParseEvent \
-	internal/audit:FuzzDynamic internal/alert:FuzzParse internal/kql/syntax:FuzzParse internal/kql/eval:FuzzRun
+	internal/audit:FuzzDynamic internal/audit:FuzzValid internal/alert:FuzzParse internal/kql/syntax:FuzzParse internal/kql/eval:FuzzRun
 fuzz:
 	@set -e; for f in $(FUZZERS); do \
 		echo "fuzz $${f%%:*} $${f#*:} for $(FUZZTIME)"; \

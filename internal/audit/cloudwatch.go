@@ -81,7 +81,7 @@ func (d *decoder) cloudWatchRow(v []byte, s shape, line int) {
 // cloudWatchMessage decodes one log event's message.
 func (d *decoder) cloudWatchMessage(msg []byte, line int, resID string, t time.Time) {
 	msg = bytes.TrimSpace(msg)
-	if !json.Valid(msg) || jsonKind(msg) != 'o' {
+	if !validJSON(msg) || jsonKind(msg) != 'o' {
 		d.stats.problem(line, false, "CloudWatch message is not a JSON object")
 		return
 	}

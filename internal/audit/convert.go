@@ -115,7 +115,7 @@ func (w *eventWriter) done() ([]byte, error) {
 	}
 	b.WriteByte('}')
 	out := b.Bytes()
-	if !json.Valid(out) {
+	if !validJSON(out) {
 		return nil, errors.New("converted event is not valid JSON")
 	}
 	return out, nil
@@ -129,7 +129,7 @@ func jsonInString(v []byte) []byte {
 	}
 	s := []byte(decodeString(v))
 	t := bytes.TrimSpace(s)
-	if len(t) > 0 && (t[0] == '{' || t[0] == '[') && json.Valid(t) {
+	if len(t) > 0 && (t[0] == '{' || t[0] == '[') && validJSON(t) {
 		return t
 	}
 	return v

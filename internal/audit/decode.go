@@ -191,10 +191,10 @@ func (d *decoder) looksLikeLines() bool {
 			continue
 		}
 		seen++
-		if t[0] == '{' && json.Valid(t) {
+		if t[0] == '{' && validJSON(t) {
 			return true
 		}
-		if _, rest, ok := timePrefixed(t); ok && json.Valid(rest) {
+		if _, rest, ok := timePrefixed(t); ok && validJSON(rest) {
 			return true
 		}
 	}
@@ -224,7 +224,7 @@ func (d *decoder) oneLineOwned(l []byte, no int, tooLong bool) {
 // value handles one complete JSON value. transient says v is a reused
 // buffer whose bytes must be copied before being kept.
 func (d *decoder) value(v []byte, line int, transient bool) {
-	if !json.Valid(v) {
+	if !validJSON(v) {
 		d.stats.problem(line, false, "invalid JSON: %v", syntaxErr(v))
 		return
 	}

@@ -11,7 +11,7 @@ import (
 // []any, map[string]any. Duplicate object keys keep the last value, as in
 // encoding/json.
 func Dynamic(raw []byte) (any, error) {
-	if !json.Valid(raw) {
+	if !validJSON(raw) {
 		return nil, errInvalidJSON
 	}
 	return dynamic(raw[skipWS(raw, 0):]), nil

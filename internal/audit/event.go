@@ -5,7 +5,6 @@
 package audit
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -99,7 +98,7 @@ var ErrNotEvent = errors.New("not a Kubernetes audit Event")
 // anything else is an error, so that the indexed columns and the table
 // views never disagree.
 func ParseEvent(raw []byte) (Event, error) {
-	if !json.Valid(raw) {
+	if !validJSON(raw) {
 		return Event{Raw: raw}, errors.New("invalid JSON")
 	}
 	return parseValid(raw)

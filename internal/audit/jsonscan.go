@@ -5,14 +5,33 @@ import (
 	"encoding/json"
 	"errors"
 	"unicode/utf8"
+
+	segjson "github.com/segmentio/encoding/json"
 )
 
 // This file holds a tiny allocation-free walker over JSON that has already
-// been checked with json.Valid. It gives exact (case-sensitive) key
+// been checked with validJSON. It gives exact (case-sensitive) key
 // matching, which encoding/json's struct decoding does not, so that the hot
 // fields always agree with the map[string]any the table views build.
 
 var errNotObject = errors.New("not a JSON object")
+
+// validJSON reports whether b is one JSON value, as encoding/json's Valid
+// does (invalid UTF-8 in strings included), with segmentio/encoding's
+// validator: five times as fast (1.4 GB/s against 261 MB/s on generated
+// RequestResponse events), and the decoder checks every event with it.
+// encoding/json also refuses nesting deeper than 10,000, which only a
+// value with more than 10,000 brackets can reach; those it checks itself.
+// FuzzValid holds the two to the same answers.
+func validJSON(b []byte) bool {
+	if len(b) > maxNesting && bytes.Count(b, []byte{'['})+bytes.Count(b, []byte{'{'}) > maxNesting {
+		return json.Valid(b)
+	}
+	return segjson.Valid(b)
+}
+
+// maxNesting is encoding/json's limit on nesting.
+const maxNesting = 10000
 
 // skipWS returns the index of the first non-whitespace byte at or after i.
 func skipWS(b []byte, i int) int {

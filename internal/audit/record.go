@@ -146,7 +146,7 @@ func appendExtra(b []byte, k string, v []byte) []byte {
 // compact returns v without insignificant whitespace; v itself when it
 // has none.
 func compact(v []byte) []byte {
-	if !bytes.ContainsAny(v, " \t\r\n") {
+	if !spaced(v) {
 		return v
 	}
 	var b bytes.Buffer
@@ -154,4 +154,19 @@ func compact(v []byte) []byte {
 		return v
 	}
 	return b.Bytes()
+}
+
+// spaced reports whether valid JSON v has whitespace outside its strings.
+func spaced(v []byte) bool {
+	for i := 0; i < len(v); {
+		j := bytes.IndexAny(v[i:], " \t\r\n\"")
+		if j < 0 {
+			return false
+		}
+		if i += j; v[i] != '"' {
+			return true
+		}
+		i = skipString(v, i)
+	}
+	return false
 }

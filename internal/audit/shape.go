@@ -1,7 +1,6 @@
 package audit
 
 import (
-	"encoding/json"
 	"errors"
 	"strings"
 	"time"
@@ -191,7 +190,7 @@ func (d *decoder) azureRecord(v []byte, s shape, line int) {
 	switch jsonKind(logv) {
 	case 's':
 		raw := []byte(decodeString(logv))
-		if !json.Valid(raw) {
+		if !validJSON(raw) {
 			d.stats.problem(line, false, "properties.log: invalid JSON: %v", syntaxErr(raw))
 			return
 		}
