@@ -459,3 +459,47 @@ func TestStats(t *testing.T) {
 	}
 	t.Logf("%d events: %d bytes of data, %d on disk (%.1fx)", st.Events, st.DataBytes, st.DiskBytes, st.Ratio)
 }
+
+// TestIngestBatchCopies ingests several batches, a later one holding
+// copies of events of the two before it (to be dropped) and events held
+// back from the first (to be stored).
+func TestIngestBatchCopies(t *testing.T) {
+	s, _ := openTemp(t)
+	evs := genEvents(t, 11, 3*store.IngestBatch, audit.Options{Cluster: "c"})
+	slices.SortStableFunc(evs, func(a, b audit.Event) int { return a.Time.Compare(b.Time) })
+	n := store.IngestBatch
+	// Batch 1: evs[:n] without 100 held back. Batch 2: evs[n:2n].
+	// Batch 3: the 100 held back, 500 copies of batch 1 and 500 of batch
+	// 2, then the rest.
+	held := evs[1000:1100]
+	first := slices.Concat(evs[:1000], evs[1100:n])
+	var in []audit.Event
+	in = append(in, first...)
+	in = append(in, evs[n:2*n]...)
+	in = append(in, held...)
+	in = append(in, evs[:500]...)
+	in = append(in, evs[n:n+500]...)
+	in = append(in, evs[2*n:]...)
+	var b strings.Builder
+	for _, e := range in {
+		b.Write(e.Raw)
+		b.WriteByte('\n')
+	}
+	var seen int
+	st, err := s.Ingest(ctx, strings.NewReader(b.String()), audit.Options{Cluster: "c"}, func(batch []audit.Event) error {
+		seen += len(batch)
+		return nil
+	})
+	want := len(dedup(evs))
+	if err != nil || st.Stored != want || st.Duplicates != len(in)-want || seen != len(in) {
+		t.Fatalf("stored %d, duplicates %d, onBatch saw %d, %v; want %d, %d, %d", st.Stored, st.Duplicates, seen, err, want, len(in)-want, len(in))
+	}
+	if c, _ := s.Count(ctx); c != int64(want) {
+		t.Errorf("count %d, want %d", c, want)
+	}
+	// The store's latest time is the batches': a copy of the last event
+	// is a duplicate.
+	if n, d, err := s.InsertBatch(ctx, evs[len(evs)-1:]); err != nil || n != 0 || d != 1 {
+		t.Fatalf("last again: %d %d %v", n, d, err)
+	}
+}
