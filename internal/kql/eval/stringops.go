@@ -3,6 +3,7 @@ package eval
 import (
 	"regexp"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 
@@ -256,8 +257,49 @@ func (sc *scope) matchesRegex(e *syntax.Binary, l, r *cexpr) (*cexpr, error) {
 		return nil, err
 	}
 	lf := l.fn
+	if r.isConst {
+		// A constant pattern is often matched against a column with few
+		// distinct values (user agents, images), row after row: remember
+		// the answers. Rules run it on every ingested batch.
+		rx := re(nil)
+		m := &matchMemo{seen: map[string]bool{}}
+		return fold(newExpr(table.Bool, e.OpPos, func(row []any) any {
+			return m.match(rx, toStr(lf(row)))
+		}), l, r), nil
+	}
 	return fold(newExpr(table.Bool, e.OpPos, func(row []any) any {
 		rx := re(row)
 		return rx != nil && rx.MatchString(toStr(lf(row)))
 	}), l, r), nil
+}
+
+// matchMemo remembers a regex's answers for up to matchMemoSize strings of
+// up to matchMemoLen bytes.
+type matchMemo struct {
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+const (
+	matchMemoSize = 4096
+	matchMemoLen  = 1024
+)
+
+func (m *matchMemo) match(rx *regexp.Regexp, s string) bool {
+	if len(s) > matchMemoLen {
+		return rx.MatchString(s)
+	}
+	m.mu.Lock()
+	ok, hit := m.seen[s]
+	m.mu.Unlock()
+	if hit {
+		return ok
+	}
+	ok = rx.MatchString(s)
+	m.mu.Lock()
+	if len(m.seen) < matchMemoSize {
+		m.seen[s] = ok
+	}
+	m.mu.Unlock()
+	return ok
 }
