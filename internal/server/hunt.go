@@ -111,20 +111,16 @@ func (s *Server) postHunt(w http.ResponseWriter, r *http.Request, k *auth.Key) {
 		req.MaxRows = defaultHuntRows
 	}
 	now := time.Now().UTC()
-	if req.Since == "" {
-		req.Since = "24h"
-	}
 	opts, err := s.huntWindow(k, req.Since, req.Until, now)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if !s.hunts.acquire(w) {
+	ctx, done, ok := s.hunts.start(w, r)
+	if !ok {
 		return
 	}
-	defer s.hunts.release()
-	ctx, cancel := context.WithTimeout(r.Context(), huntTimeout)
-	defer cancel()
+	defer done()
 	start := time.Now()
 	res, err := runHunt(ctx, s.Events, opts, req.Query, now, req.MaxRows)
 	if err != nil {
@@ -142,26 +138,31 @@ type huntSlots struct {
 	ch   chan struct{}
 }
 
-// acquire takes a slot, or answers 429 and returns false.
-func (h *huntSlots) acquire(w http.ResponseWriter) bool {
+// start takes a slot for a query of r and bounds it by huntTimeout; done
+// gives the slot back. With every slot taken it answers 429 and returns
+// false.
+func (h *huntSlots) start(w http.ResponseWriter, r *http.Request) (ctx context.Context, done func(), ok bool) {
 	h.once.Do(func() { h.ch = make(chan struct{}, maxHunts) })
 	select {
 	case h.ch <- struct{}{}:
-		return true
 	default:
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("%d hunts are running: try again in a moment", maxHunts))
-		return false
+		return nil, nil, false
 	}
+	ctx, cancel := context.WithTimeout(r.Context(), huntTimeout)
+	return ctx, func() { cancel(); <-h.ch }, true
 }
 
-func (h *huntSlots) release() { <-h.ch }
-
-// huntWindow turns since and until into the store's bounds; a key bound to
-// a cluster hunts only that cluster's events.
+// huntWindow turns since (the last 24 hours when "") and until into the
+// store's bounds; a key bound to a cluster hunts only that cluster's
+// events.
 func (s *Server) huntWindow(k *auth.Key, since, until string, now time.Time) (store.SourceOptions, error) {
 	var opts store.SourceOptions
 	var err error
+	if since == "" {
+		since = "24h"
+	}
 	if opts.Since, err = hunt.ParseWhen(since, now); err != nil {
 		return opts, fmt.Errorf("since: %w", err)
 	}

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -107,9 +106,6 @@ func (s *Server) testRule(w http.ResponseWriter, r *http.Request, k *auth.Key) {
 			return
 		}
 	}
-	if req.Since == "" {
-		req.Since = "24h"
-	}
 	now := time.Now().UTC()
 	opts, err := s.huntWindow(k, req.Since, "", now)
 	if err != nil {
@@ -117,12 +113,11 @@ func (s *Server) testRule(w http.ResponseWriter, r *http.Request, k *auth.Key) {
 		return
 	}
 	opts.Until = now
-	if !s.hunts.acquire(w) {
+	ctx, done, ok := s.hunts.start(w, r)
+	if !ok {
 		return
 	}
-	defer s.hunts.release()
-	ctx, cancel := context.WithTimeout(r.Context(), huntTimeout)
-	defer cancel()
+	defer done()
 	start := time.Now()
 	// A fresh engine: the service's own keeps the suppression state of
 	// the running rules, which a test must not touch.
