@@ -96,11 +96,36 @@ func TestDetachLetsControllerReplacePod(t *testing.T) {
 		t.Logf("the ReplicaSet has not released the pod yet (owner %s)", ref.Name)
 	}
 
+	// Once its labels are back the ReplicaSet owns two pods for one
+	// replica and may delete either, so the pod is watched across the
+	// release and its first state without the quarantine label checked,
+	// rather than read afterwards.
+	w, err := env.Client.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{
+		FieldSelector:   "metadata.name=" + before.Name,
+		ResourceVersion: quarantined.ResourceVersion,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
 	rel, err := f.runner.Release(ctx, "isolate-pod", target(ns, before.Name), false)
 	if err != nil || rel.Status != respond.StatusReverted {
 		t.Fatalf("release = %+v, %v", rel, err)
 	}
-	after := getPod(t, env, ns, before.Name)
+	var after *corev1.Pod
+	for after == nil {
+		select {
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				t.Fatal("the watch on the released pod ended before its labels came back")
+			}
+			if p, isPod := ev.Object.(*corev1.Pod); isPod && p.Labels["kdfir.io/quarantine"] == "" {
+				after = p
+			}
+		case <-ctx.Done():
+			t.Fatal("the released pod never lost its quarantine label")
+		}
+	}
 	if !maps.Equal(before.Labels, after.Labels) || !maps.Equal(before.Annotations, after.Annotations) {
 		t.Fatalf("after release: labels %v annotations %v; want %v %v", after.Labels, after.Annotations, before.Labels, before.Annotations)
 	}
