@@ -61,7 +61,7 @@ func newHuntCmd(g *Globals) *cobra.Command {
 			if g.Output == "yaml" {
 				return usagef("hunt prints table, json or csv")
 			}
-			st, err := g.openStore(cmd.Context())
+			st, err := g.openStoreReading(cmd.Context())
 			if err != nil {
 				return err
 			}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/kdfir/kdfir/internal/audit/gen"
+	"github.com/kdfir/kdfir/internal/store"
 )
 
 // huntStore ingests n generated events into a fresh data directory.
@@ -68,6 +69,26 @@ func TestHuntOutputs(t *testing.T) {
 	code, out, _ = runCLI(t, "--data-dir", dir, "hunt", `KubeAudit | where verb == "nope"`, "-o", "json")
 	if code != 0 || strings.TrimSpace(out) != "[]" {
 		t.Errorf("empty json: exit %d, %q", code, out)
+	}
+}
+
+// TestHuntBesideAReader: hunts and store stats open the store read-only,
+// so they run while another process reads it; an ingest, a writer, is
+// refused with one line that says why.
+func TestHuntBesideAReader(t *testing.T) {
+	dir := huntStore(t, 300)
+	release := holdStore(t, filepath.Join(dir, store.FileName))
+	defer release()
+	code, out, stderr := runCLI(t, "--data-dir", dir, "-o", "csv", "hunt", "KubeAudit | count")
+	if code != 0 || out != "Count\n300\n" {
+		t.Errorf("hunt: exit %d, %q, stderr %q", code, out, stderr)
+	}
+	if code, out, stderr := runCLI(t, "--data-dir", dir, "store", "stats"); code != 0 || !strings.Contains(out, "EVENTS        300") {
+		t.Errorf("store stats: exit %d, %q, stderr %q", code, out, stderr)
+	}
+	code, _, stderr = runCLI(t, "--data-dir", dir, "ingest", "--no-detect", filepath.Join(dir, "audit.jsonl"))
+	if code != ExitFailure || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "is in use by another process") {
+		t.Errorf("ingest beside a reader: exit %d, stderr %q", code, stderr)
 	}
 }
 

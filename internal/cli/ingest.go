@@ -1,12 +1,12 @@
 package cli
 
 import (
-	"runtime/debug"
 	"context"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -25,7 +25,22 @@ import (
 // openStore opens the event store in the data directory, moving the
 // events of an earlier version's store into it first.
 func (g *Globals) openStore(ctx context.Context) (*store.Store, error) {
-	return g.openStoreLimit(ctx, "")
+	return g.openStoreWith(ctx, store.Options{})
+}
+
+// openStoreReading opens the event store for a command that only reads
+// it (hunt, store stats): read-only, so that any number of them can run
+// at once (a writer, kdfir ingest or serve, still has the store to
+// itself). A store yet to be made, or with an earlier version's store to
+// move in, is opened as openStore opens it.
+func (g *Globals) openStoreReading(ctx context.Context) (*store.Store, error) {
+	dir, err := g.dataDir()
+	if err != nil {
+		return nil, err
+	}
+	_, noStore := os.Stat(filepath.Join(dir, store.FileName))
+	_, noLegacy := os.Stat(filepath.Join(dir, store.LegacyFileName))
+	return g.openStoreWith(ctx, store.Options{ReadOnly: noStore == nil && noLegacy != nil})
 }
 
 // ingestMemoryLimit is the store's memory limit for kdfir ingest unless
@@ -33,22 +48,22 @@ func (g *Globals) openStore(ctx context.Context) (*store.Store, error) {
 // of the blocks it writes is of no use to the ingest.
 const ingestMemoryLimit = "256MiB"
 
-// openStoreLimit is openStore with a default memory limit ("" for the
-// store's own default) that --memory-limit overrides.
-func (g *Globals) openStoreLimit(ctx context.Context, limit string) (*store.Store, error) {
+// openStoreWith is openStore with options; --memory-limit overrides
+// opts.MemoryLimit ("" for the store's own default). A read-only store
+// is not migrated.
+func (g *Globals) openStoreWith(ctx context.Context, opts store.Options) (*store.Store, error) {
 	dir, err := g.dataDir()
 	if err != nil {
 		return nil, err
 	}
-	opts := store.Options{MemoryLimit: limit}
 	if g.MemoryLimit != "" {
 		if opts.MemoryLimit, err = store.ParseMemoryLimit(g.MemoryLimit); err != nil {
 			return nil, usagef("invalid --memory-limit: %v", err)
 		}
 	}
 	st, err := store.Open(ctx, filepath.Join(dir, store.FileName), opts)
-	if err != nil {
-		return nil, err
+	if err != nil || opts.ReadOnly {
+		return st, err
 	}
 	if err := g.migrateLegacy(ctx, st, dir); err != nil {
 		st.Close()
@@ -119,7 +134,7 @@ func newIngestCmd(g *Globals) *cobra.Command {
 					}
 				}
 			}
-			st, err := g.openStoreLimit(ctx, ingestMemoryLimit)
+			st, err := g.openStoreWith(ctx, store.Options{MemoryLimit: ingestMemoryLimit})
 			if err != nil {
 				return err
 			}

@@ -175,7 +175,7 @@ func newStoreCmd(g *Globals) *cobra.Command {
 		Short: "Count the stored events (by cluster, over time) and show what they take on disk",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := g.openStore(cmd.Context())
+			st, err := g.openStoreReading(cmd.Context())
 			if err != nil {
 				return err
 			}

@@ -1,11 +1,14 @@
 package store_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -44,6 +47,15 @@ func TestDurability(t *testing.T) {
 	if fi, err := os.Stat(path + ".wal"); err == nil {
 		t.Logf("WAL left behind: %d bytes", fi.Size())
 	}
+	// A reader replays the log in memory and leaves it for a writer.
+	ro, err := store.Open(ctx, path, store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := ro.Count(ctx); n != 6000 {
+		t.Errorf("read-only after crash: %d events, want 6000", n)
+	}
+	ro.Close()
 	s, err := store.Open(ctx, path, testOpts)
 	if err != nil {
 		t.Fatal(err)
@@ -56,6 +68,85 @@ func TestDurability(t *testing.T) {
 	if n, d, err := s.InsertBatch(ctx, genEvents(t, 101, 2000, audit.Options{Cluster: "c"})); n != 0 || d != 2000 || err != nil {
 		t.Errorf("re-insert after crash: %d new, %d duplicates (%v)", n, d, err)
 	}
+}
+
+// TestReadersShareTheStore holds the store open in a child process (this
+// test binary, run again): beside a reader, another reader opens it and a
+// writer is refused; beside a writer, a reader is refused. Each refusal
+// is one line that names the holder.
+func TestReadersShareTheStore(t *testing.T) {
+	if path := os.Getenv("KDFIR_HOLD_DB"); path != "" {
+		s, err := store.Open(context.Background(), path, store.Options{ReadOnly: os.Getenv("KDFIR_HOLD_RO") != ""})
+		if err != nil {
+			fmt.Println(err)
+			os.Exit(3)
+		}
+		fmt.Println("open")
+		io.Copy(io.Discard, os.Stdin) //nolint:errcheck // held until the parent closes stdin
+		s.Close()
+		os.Exit(0)
+	}
+	s, path := openTemp(t)
+	if _, _, err := s.InsertBatch(ctx, edgeEvents(t)); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	hold := func(readOnly bool) (release func()) {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestReadersShareTheStore$")
+		cmd.Env = append(os.Environ(), "KDFIR_HOLD_DB="+path)
+		if readOnly {
+			cmd.Env = append(cmd.Env, "KDFIR_HOLD_RO=1")
+		}
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		line, _ := bufio.NewReader(stdout).ReadString('\n')
+		if line != "open\n" {
+			cmd.Wait() //nolint:errcheck // the line says why
+			t.Fatalf("child did not open the store: %q", line)
+		}
+		return func() {
+			stdin.Close()
+			if err := cmd.Wait(); err != nil {
+				t.Errorf("child: %v", err)
+			}
+		}
+	}
+	refused := func(what string, opts store.Options) {
+		t.Helper()
+		s, err := store.Open(ctx, path, opts)
+		if err == nil {
+			s.Close()
+			t.Fatalf("%s opened a store held by another process", what)
+		}
+		if msg := err.Error(); !strings.Contains(msg, "in use by another process") || !strings.Contains(msg, "PID") || strings.Contains(msg, "\n") {
+			t.Errorf("%s: %q, want one line naming the holder", what, msg)
+		}
+	}
+
+	release := hold(true)
+	ro, err := store.Open(ctx, path, store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatalf("a second reader: %v", err)
+	}
+	if n, err := ro.Count(ctx); n != 4 || err != nil {
+		t.Errorf("second reader's count: %d (%v), want 4", n, err)
+	}
+	ro.Close()
+	refused("a writer beside a reader", testOpts)
+	release()
+
+	release = hold(false)
+	refused("a reader beside a writer", store.Options{ReadOnly: true})
+	release()
 }
 
 // TestConcurrentInserts writes from several goroutines while others scan.

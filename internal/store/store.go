@@ -166,7 +166,14 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, openErr(path, err)
 	}
 	s := &Store{path: path, conn: conn, db: sql.OpenDB(conn), ro: opts.ReadOnly}
-	if !opts.ReadOnly {
+	if opts.ReadOnly {
+		// The first connection attaches the file: a writer's lock on it
+		// is reported here, not by the first query.
+		if err := s.db.PingContext(ctx); err != nil {
+			s.Close()
+			return nil, openErr(path, err)
+		}
+	} else {
 		if _, err := s.db.ExecContext(ctx, schemaSQL); err != nil {
 			s.Close()
 			return nil, openErr(path, err)
@@ -218,7 +225,7 @@ var lockHolderRE = regexp.MustCompile(`Conflicting lock is held in (.*?) \(PID (
 // openErr explains why the database could not be opened, in one line.
 func openErr(path string, err error) error {
 	if m := lockHolderRE.FindStringSubmatch(err.Error()); m != nil {
-		return fmt.Errorf("store: %s is in use by another process (%s, PID %s); only one kdfir process can use the event store at a time", path, filepath.Base(m[1]), m[2])
+		return fmt.Errorf("store: %s is in use by another process (%s, PID %s); a process that writes the event store (kdfir ingest, kdfir serve) has it to itself, and any number of hunts can read it at once otherwise", path, filepath.Base(m[1]), m[2])
 	}
 	return fmt.Errorf("store: open %s: %w", path, cleanErr(err))
 }
