@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql/driver"
 	"errors"
 	"io"
 
@@ -31,7 +32,13 @@ type IngestStats struct {
 func (s *Store) Ingest(ctx context.Context, r io.Reader, opts audit.Options, onBatch func([]audit.Event) error) (IngestStats, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	batches := make(chan []audit.Event, 1)
+	// A batch's rows are built before it is queued, so that the writer,
+	// which DuckDB's appender keeps to one core, only appends.
+	type shredded struct {
+		events []audit.Event
+		rows   [][]driver.Value
+	}
+	batches := make(chan shredded, 1)
 	var st IngestStats
 	var decErr error
 	done := make(chan struct{})
@@ -46,7 +53,7 @@ func (s *Store) Ingest(ctx context.Context, r io.Reader, opts audit.Options, onB
 			if len(batch) == IngestBatch || size >= IngestBatchBytes {
 				size = 0
 				select {
-				case batches <- batch:
+				case batches <- shredded{batch, shredAll(batch)}:
 				case <-ctx.Done():
 					return ctx.Err()
 				}
@@ -56,7 +63,7 @@ func (s *Store) Ingest(ctx context.Context, r io.Reader, opts audit.Options, onB
 		})
 		if len(batch) > 0 && decErr == nil {
 			select {
-			case batches <- batch:
+			case batches <- shredded{batch, shredAll(batch)}:
 			case <-ctx.Done():
 			}
 		}
@@ -81,9 +88,9 @@ func (s *Store) Ingest(ctx context.Context, r io.Reader, opts audit.Options, onB
 			continue // drain
 		}
 		var n, d int
-		if n, d, err = s.InsertBatch(ctx, b); err == nil {
+		if n, d, err = s.insertShredded(ctx, b.events, b.rows); err == nil {
 			select {
-			case committed <- b:
+			case committed <- b.events:
 			case <-ctx.Done():
 				err = ctx.Err()
 			}

@@ -145,8 +145,12 @@ func (s *Store) InsertBatch(ctx context.Context, events []audit.Event) (stored, 
 	if len(events) == 0 {
 		return 0, 0, nil
 	}
-	rows := shredAll(events)
+	return s.insertShredded(ctx, events, shredAll(events))
+}
 
+// insertShredded is InsertBatch with the events' rows already built
+// (rows[i] is row(&events[i])).
+func (s *Store) insertShredded(ctx context.Context, events []audit.Event, rows [][]driver.Value) (stored, duplicates int, err error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	if s.closed {
