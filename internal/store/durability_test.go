@@ -1,10 +1,8 @@
 package store_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +14,7 @@ import (
 	"github.com/kdfir/kdfir/internal/audit"
 	"github.com/kdfir/kdfir/internal/kql/table"
 	"github.com/kdfir/kdfir/internal/store"
+	"github.com/kdfir/kdfir/internal/testenv"
 )
 
 // TestDurability inserts batches in a child process (this test binary,
@@ -81,8 +80,7 @@ func TestReadersShareTheStore(t *testing.T) {
 			fmt.Println(err)
 			os.Exit(3)
 		}
-		fmt.Println("open")
-		io.Copy(io.Discard, os.Stdin) //nolint:errcheck // held until the parent closes stdin
+		testenv.ChildReady()
 		s.Close()
 		os.Exit(0)
 	}
@@ -92,33 +90,11 @@ func TestReadersShareTheStore(t *testing.T) {
 	}
 	s.Close()
 	hold := func(readOnly bool) (release func()) {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestReadersShareTheStore$")
-		cmd.Env = append(os.Environ(), "KDFIR_HOLD_DB="+path)
+		env := []string{"KDFIR_HOLD_DB=" + path}
 		if readOnly {
-			cmd.Env = append(cmd.Env, "KDFIR_HOLD_RO=1")
+			env = append(env, "KDFIR_HOLD_RO=1")
 		}
-		stdin, err := cmd.StdinPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		line, _ := bufio.NewReader(stdout).ReadString('\n')
-		if line != "open\n" {
-			cmd.Wait() //nolint:errcheck // the line says why
-			t.Fatalf("child did not open the store: %q", line)
-		}
-		return func() {
-			stdin.Close()
-			if err := cmd.Wait(); err != nil {
-				t.Errorf("child: %v", err)
-			}
-		}
+		return testenv.StartChild(t, []string{"-test.run=^TestReadersShareTheStore$"}, env...)
 	}
 	refused := func(what string, opts store.Options) {
 		t.Helper()

@@ -3,12 +3,14 @@ package testenv
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
+	"testing"
 	"time"
 )
 
@@ -121,4 +123,45 @@ func freePorts(n int) ([]int, error) {
 
 func writeFile(path, content string) error {
 	return os.WriteFile(path, []byte(content), 0o600)
+}
+
+// StartChild runs this test binary again, with args and the extra
+// environment env, as a child that does one thing (its TestMain or test
+// looks for a variable of env) and then calls ChildReady. StartChild
+// returns once the child is ready, with a func that closes the child's
+// stdin, its signal to finish, and waits for it to exit.
+func StartChild(t testing.TB, args []string, env ...string) (stop func()) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), env...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if line, _ := bufio.NewReader(stdout).ReadString('\n'); line != childReady+"\n" {
+		cmd.Wait() //nolint:errcheck // the line says why
+		t.Fatalf("the child process %v did not get ready: %q", env, line)
+	}
+	return func() {
+		stdin.Close()
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("the child process %v: %v", env, err)
+		}
+	}
+}
+
+const childReady = "ready"
+
+// ChildReady tells StartChild that the child is ready, and returns when
+// the parent tells it to finish.
+func ChildReady() {
+	fmt.Println(childReady)
+	io.Copy(io.Discard, os.Stdin) //nolint:errcheck // any end of stdin is the signal
 }
