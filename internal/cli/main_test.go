@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"testing"
 
@@ -17,16 +16,13 @@ const holdStoreEnv = "KDFIR_TEST_HOLD_STORE"
 // TestMain shares one control plane among the package's tests that need a
 // cluster.
 func TestMain(m *testing.M) {
-	if path := os.Getenv(holdStoreEnv); path != "" {
+	testenv.Child(holdStoreEnv, func(path string) (func(), error) {
 		s, err := store.Open(context.Background(), path, store.Options{ReadOnly: true})
 		if err != nil {
-			fmt.Println(err)
-			os.Exit(3)
+			return nil, err
 		}
-		testenv.ChildReady()
-		s.Close()
-		os.Exit(0)
-	}
+		return func() { s.Close() }, nil
+	})
 	os.Exit(testenv.Main(m, testenv.Options{}))
 }
 

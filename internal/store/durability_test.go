@@ -74,16 +74,13 @@ func TestDurability(t *testing.T) {
 // writer is refused; beside a writer, a reader is refused. Each refusal
 // is one line that names the holder.
 func TestReadersShareTheStore(t *testing.T) {
-	if path := os.Getenv("KDFIR_HOLD_DB"); path != "" {
+	testenv.Child("KDFIR_HOLD_DB", func(path string) (func(), error) {
 		s, err := store.Open(context.Background(), path, store.Options{ReadOnly: os.Getenv("KDFIR_HOLD_RO") != ""})
 		if err != nil {
-			fmt.Println(err)
-			os.Exit(3)
+			return nil, err
 		}
-		testenv.ChildReady()
-		s.Close()
-		os.Exit(0)
-	}
+		return func() { s.Close() }, nil
+	})
 	s, path := openTemp(t)
 	if _, _, err := s.InsertBatch(ctx, edgeEvents(t)); err != nil {
 		t.Fatal(err)

@@ -126,10 +126,9 @@ func writeFile(path, content string) error {
 }
 
 // StartChild runs this test binary again, with args and the extra
-// environment env, as a child that does one thing (its TestMain or test
-// looks for a variable of env) and then calls ChildReady. StartChild
-// returns once the child is ready, with a func that closes the child's
-// stdin, its signal to finish, and waits for it to exit.
+// environment env, as a child that holds something (see Child) and
+// returns once the child holds it, with a func that closes the child's
+// stdin, its signal to let go, and waits for it to exit.
 func StartChild(t testing.TB, args []string, env ...string) (stop func()) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
@@ -159,9 +158,24 @@ func StartChild(t testing.TB, args []string, env ...string) (stop func()) {
 
 const childReady = "ready"
 
-// ChildReady tells StartChild that the child is ready, and returns when
-// the parent tells it to finish.
-func ChildReady() {
+// Child is the child side of StartChild, called first thing in its
+// TestMain or test: when the environment variable name is set, it calls
+// hold with its value, tells StartChild the child is ready, waits to be
+// told to let go, calls the release hold returned and exits. When hold
+// fails, it prints the error, which StartChild reports, and exits 3.
+// Without the variable it returns at once.
+func Child(name string, hold func(value string) (release func(), err error)) {
+	v := os.Getenv(name)
+	if v == "" {
+		return
+	}
+	release, err := hold(v)
+	if err != nil {
+		fmt.Println(err)
+		os.Exit(3)
+	}
 	fmt.Println(childReady)
 	io.Copy(io.Discard, os.Stdin) //nolint:errcheck // any end of stdin is the signal
+	release()
+	os.Exit(0)
 }
