@@ -92,6 +92,10 @@ func TestBothPathsOnAuditEvents(t *testing.T) {
 		"aks by code":         "AKSAudit | summarize n = count(), users = dcount(tostring(User.username)) by code = toint(ResponseStatus.code), Verb",
 		"raw members":         "CloudAuditEvents | project ReportId, RawEventData.Kind, RawEventData.StageTimestamp, RawEventData.principaloid, RawEventData.AzureResourceId, RawEventData.ObjectRef.name, DataSource, ActionType",
 		"union":               "union withsource=T KubeAudit, (AKSAudit | project verb = Verb, auditID = AuditId) | summarize count() by T, verb",
+		"codes":               "KubeAudit | summarize n = count() by c = tostring(responseStatus.code), t = gettype(responseStatus.code), empty = isempty(responseStatus.code)",
+		"errors by verb":      "KubeAudit | where responseStatus.code >= 400 | summarize count() by verb, code = responseStatus.code",
+		"raw codes":           "CloudAuditEvents | where RawEventData.ResponseStatus.code == 101 or isnull(RawEventData.ResponseStatus.code) | project ReportId, c = RawEventData.ResponseStatus.code, s = RawEventData.ResponseStatus",
+		"legacy codes":        `AzureDiagnostics | extend log = parse_json(log_s) | summarize count() by Category, c = tolong(log.responseStatus.code)`,
 	}
 	for _, b := range Library() {
 		params := map[string]string{}
@@ -155,4 +159,27 @@ func TestBothPathsOnAuditEvents(t *testing.T) {
 		})
 	}
 	t.Logf("%d of %d queries ran entirely in SQL", compiled, len(queries))
+}
+
+// TestStatusCodeReadsItsColumn: responseStatus.code, in every view, reads
+// the store's integer column instead of parsing responseStatus (the rows
+// are compared with the evaluator's in TestBothPathsOnAuditEvents).
+func TestStatusCodeReadsItsColumn(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now().UTC()
+	st := storeOf(t, auditCorpus(t, now)[:50])
+	for _, q := range []string{
+		"KubeAudit | where responseStatus.code >= 400 | project verb",
+		"AKSAudit | summarize count() by tostring(ResponseStatus.code)",
+		"CloudAuditEvents | where RawEventData.ResponseStatus.code == 101 | project ReportId",
+		"AzureDiagnostics | extend log = parse_json(log_s) | where log.responseStatus.code == 200 | project TimeGenerated",
+	} {
+		plan, err := compileText(ctx, st, store.SourceOptions{}, q, now)
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		if plan.Rest != nil || !strings.Contains(plan.SQL, "CAST(code AS VARCHAR)") || strings.Contains(plan.SQL, "json_extract(nullif(response_status") {
+			t.Errorf("%s: the SQL does not read the code column, or parses responseStatus:\n%s", q, plan.SQL)
+		}
+	}
 }

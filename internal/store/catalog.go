@@ -105,6 +105,13 @@ func userCol(name string) *sqlc.Column {
 	return dyn(name, `"user"`, dstr("username", "username"))
 }
 
+// statusCol is responseStatus: its code reads the integer column, as JSON
+// text (the store refuses a code that is not an integer, and keeps NULL
+// for a code that is null or absent), instead of parsing the object.
+func statusCol(name string) *sqlc.Column {
+	return dyn(name, "response_status", &sqlc.Column{Name: "code", Type: table.Dynamic, SQL: "CAST(code AS VARCHAR)"})
+}
+
 func objectRefCol(name string) *sqlc.Column {
 	return dyn(name, "object_ref", dstr("resource", "resource"), dstr("subresource", "subresource"),
 		dstr("namespace", "namespace"), dstr("name", "name"), dstr("apiGroup", "api_group"))
@@ -160,7 +167,7 @@ var diagLogParsed = &sqlc.Column{Name: "log", Type: table.Dynamic, SQL: diagLogS
 	"auditID": dstr("auditID", "audit_id"), "stage": dstr("stage", "stage"), "requestURI": dstr("requestURI", "request_uri"),
 	"verb": dstr("verb", "verb"), "user": userCol("user"), "impersonatedUser": dyn("impersonatedUser", "impersonated_user"),
 	"sourceIPs": dyn("sourceIPs", "source_ips"), "userAgent": dstr("userAgent", "user_agent"), "objectRef": objectRefCol("objectRef"),
-	"responseStatus": dyn("responseStatus", "response_status"), "requestObject": dyn("requestObject", "request_object"),
+	"responseStatus": statusCol("responseStatus"), "requestObject": dyn("requestObject", "request_object"),
 	"responseObject": dyn("responseObject", "response_object"), "annotations": dyn("annotations", "annotations"),
 }}
 
@@ -217,7 +224,7 @@ func aksColumns(typ string) []*sqlc.Column {
 		col("TimeGenerated", table.DateTime, "time"), str("Level", "level"), str("AuditId", "audit_id"),
 		str("Stage", "stage"), str("RequestUri", "request_uri"), str("Verb", "verb"), userCol("User"),
 		dyn("SourceIps", "source_ips"), str("UserAgent", "user_agent"), objectRefCol("ObjectRef"),
-		dyn("ResponseStatus", "response_status"), dyn("RequestObject", "request_object"),
+		statusCol("ResponseStatus"), dyn("RequestObject", "request_object"),
 		dyn("ResponseObject", "response_object"), dyn("Annotations", "annotations"),
 		col("RequestReceivedTime", table.DateTime, "request_received"), col("StageReceivedTime", table.DateTime, "stage_timestamp"),
 		col("_ResourceId", table.String, "cluster_resource_id"), col("Cluster", table.String, "cluster"),
@@ -231,7 +238,7 @@ var views = map[string][]*sqlc.Column{
 		str("auditID", "audit_id"), str("stage", "stage"), str("requestURI", "request_uri"),
 		str("verb", "verb"), userCol("user"), dyn("impersonatedUser", "impersonated_user"),
 		dyn("sourceIPs", "source_ips"), str("userAgent", "user_agent"), objectRefCol("objectRef"),
-		dyn("responseStatus", "response_status"), dyn("requestObject", "request_object"),
+		statusCol("responseStatus"), dyn("requestObject", "request_object"),
 		dyn("responseObject", "response_object"), col("requestReceivedTimestamp", table.DateTime, "request_received"),
 		col("stageTimestamp", table.DateTime, "stage_timestamp"), dyn("annotations", "annotations"),
 		col("Cluster", table.String, "cluster"), col("ClusterResourceId", table.String, "cluster_resource_id"),
@@ -247,7 +254,7 @@ var views = map[string][]*sqlc.Column{
 			"AuditId": dstr("AuditId", "audit_id"), "Stage": dstr("Stage", "stage"), "RequestURI": dstr("RequestURI", "request_uri"),
 			"Verb": dstr("Verb", "verb"), "User": userCol("User"), "ImpersonatedUser": dyn("ImpersonatedUser", "impersonated_user"),
 			"SourceIPs": dyn("SourceIPs", "source_ips"), "UserAgent": dstr("UserAgent", "user_agent"),
-			"ObjectRef": objectRefCol("ObjectRef"), "ResponseStatus": dyn("ResponseStatus", "response_status"),
+			"ObjectRef": objectRefCol("ObjectRef"), "ResponseStatus": statusCol("ResponseStatus"),
 			"RequestObject": dyn("RequestObject", "request_object"), "ResponseObject": dyn("ResponseObject", "response_object"),
 			"Annotations": dyn("Annotations", "annotations"), "AzureResourceId": dstr("AzureResourceId", "nullif(cluster_resource_id, '')"),
 			"principaloid": dstr("principaloid", "principal_oid"),
