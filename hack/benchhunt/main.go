@@ -138,7 +138,7 @@ func run(args []string) error {
 	fl.StringVar(&sizes, "sizes", "200000,1000000", "event counts, comma-separated")
 	fl.DurationVar(&c.span, "span", 7*24*time.Hour, "the time the events spread over, ending now")
 	fl.Uint64Var(&c.seed, "seed", 42, "generator seed")
-	fl.IntVar(&c.runs, "runs", 3, "runs of each query (the median is reported)")
+	fl.IntVar(&c.runs, "runs", 5, "runs of each query, kdfir's and DuckDB's taking turns (the median is reported)")
 	fl.StringVar(&memcap, "memcap", "", "address-space cap for each child process, e.g. 12GiB (ulimit -v)")
 	fl.DurationVar(&c.timeout, "timeout", 10*time.Minute, "timeout of each child process")
 	fl.StringVar(&c.dir, "dir", "", "work directory (default: a new one under $TMPDIR)")
@@ -371,22 +371,43 @@ type measured struct {
 	out  string // the answer file of the median run
 }
 
-// repeat runs a step runs times (stopping at the first failure) and
-// keeps the median wall time and the largest RSS.
-func (c *config) repeat(runs int, outFile string, name string, args ...string) measured {
-	var walls []time.Duration
-	var m measured
+// command is one side of a step: the program, its arguments, and the
+// file it writes its answer to ("" when it names the file itself).
+type command struct {
+	out  string
+	name string
+	args []string
+}
+
+// alternate runs each side's command runs times, the sides taking turns
+// (kdfir, DuckDB, kdfir, ...), so that the machine's drift over the step
+// falls on both. Each side keeps its median wall time and largest RSS,
+// and stops at its first failure; a side given no command is skipped.
+func (c *config) alternate(runs int, sides ...*command) []measured {
+	walls := make([][]time.Duration, len(sides))
+	ms := make([]measured, len(sides))
 	for i := 0; i < runs; i++ {
-		r := c.child(outFile, name, args...)
-		if r.err != "" {
-			return measured{err: r.err, rss: max(m.rss, r.rss), wall: r.wall}
+		for j, cmd := range sides {
+			if cmd == nil || ms[j].err != "" {
+				continue
+			}
+			r := c.child(cmd.out, cmd.name, cmd.args...)
+			ms[j].rss = max(ms[j].rss, r.rss)
+			if r.err != "" {
+				ms[j].err, ms[j].wall = r.err, r.wall
+				continue
+			}
+			walls[j] = append(walls[j], r.wall)
 		}
-		walls = append(walls, r.wall)
-		m.rss = max(m.rss, r.rss)
 	}
-	slices.Sort(walls)
-	m.wall, m.out = walls[len(walls)/2], outFile
-	return m
+	for j, cmd := range sides {
+		if cmd == nil || ms[j].err != "" {
+			continue
+		}
+		slices.Sort(walls[j])
+		ms[j].wall, ms[j].out = walls[j][len(walls[j])/2], cmd.out
+	}
+	return ms
 }
 
 type row struct {
@@ -458,15 +479,22 @@ func (c *config) benchSize(n int, queries []query) (string, error) {
 	for i, q := range queries {
 		step("query " + q.name)
 		kout, dout := filepath.Join(outDir, fmt.Sprintf("q%d-kdfir.json", i+1)), filepath.Join(outDir, fmt.Sprintf("q%d-duckdb.json", i+1))
-		km := measured{err: "no store: ingest failed"}
+		var kc, dc *command
 		if k1.err == "" {
-			km = c.repeat(c.runs, kout, c.kdfir, "--data-dir", d1, "hunt", q.kql, "-o", "json")
+			kc = &command{out: kout, name: c.kdfir, args: []string{"--data-dir", d1, "hunt", q.kql, "-o", "json"}}
 		}
-		dm := measured{err: "no table: load failed"}
 		if dl.err == "" {
-			dm = c.repeat(c.runs, "", c.self, "duckdb-query", duck, dout, q.sql)
-			dm.out = dout
+			dc = &command{name: c.self, args: []string{"duckdb-query", duck, dout, q.sql}}
 		}
+		ms := c.alternate(c.runs, kc, dc)
+		km, dm := ms[0], ms[1]
+		if kc == nil {
+			km.err = "no store: ingest failed"
+		}
+		if dc == nil {
+			dm.err = "no table: load failed"
+		}
+		dm.out = dout
 		r := row{step: q.name, target: "≤ 1.5× DuckDB; RSS < 1 GiB"}
 		if small {
 			r.target = "≤ 1.5× DuckDB; < 1 s; RSS < 1 GiB"
@@ -521,7 +549,7 @@ func (c *config) benchSize(n int, queries []query) (string, error) {
 	for _, w := range warnings {
 		fmt.Fprintf(&b, "| ⚠ %s | | | | | | | | |\n", mdEscape(w))
 	}
-	fmt.Fprintf(&b, "\nQuery times are medians of %d runs, ingest times of one; each run is a fresh process, and peak RSS is the largest of the runs.\n", c.runs)
+	fmt.Fprintf(&b, "\nQuery times are medians of %d runs, kdfir's and DuckDB's taking turns; ingest times are of one run; each run is a fresh process, and peak RSS is the largest of the runs.\n", c.runs)
 	return b.String(), nil
 }
 
