@@ -18,7 +18,7 @@
 //
 // Memory: DuckDB's memory_limit bounds what a query holds; above it,
 // aggregates, joins and sorts spill to a temporary directory beside the
-// database.
+// database, one for each open store (see spillDir).
 package store
 
 import (
@@ -54,9 +54,10 @@ type Options struct {
 // Store is an open event database. Its methods are safe for concurrent
 // use; writes are serialised.
 type Store struct {
-	path string
-	conn *duckdb.Connector
-	db   *sql.DB
+	path  string
+	spill string // DuckDB's temp_directory, this store's own
+	conn  *duckdb.Connector
+	db    *sql.DB
 
 	wmu     sync.Mutex // serialises writes
 	closed  bool       // under wmu
@@ -104,7 +105,8 @@ CREATE TABLE IF NOT EXISTS store_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
 `
 
 // Open opens (creating if needed) the database file at path. The file's
-// directory must exist. DuckDB spills to path + ".tmp".
+// directory must exist. DuckDB spills to a directory of its own under
+// path + ".tmp", removed by Close.
 func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if path == "" {
 		return nil, errors.New("store: empty database path")
@@ -124,9 +126,10 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err := validSize(limit); err != nil {
 		return nil, fmt.Errorf("store: memory limit: %w", err)
 	}
+	spill := spillDir(path)
 	settings := []string{
 		"SET memory_limit = " + quote(limit),
-		"SET temp_directory = " + quote(path+".tmp"),
+		"SET temp_directory = " + quote(spill),
 		"SET preserve_insertion_order = false",
 		"SET enable_progress_bar = false",
 		// Fold the write-ahead log into the file every 1GB of it. A
@@ -163,9 +166,10 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil
 	})
 	if err != nil {
+		_ = os.RemoveAll(spill)
 		return nil, openErr(path, err)
 	}
-	s := &Store{path: path, conn: conn, db: sql.OpenDB(conn), ro: opts.ReadOnly}
+	s := &Store{path: path, spill: spill, conn: conn, db: sql.OpenDB(conn), ro: opts.ReadOnly}
 	if opts.ReadOnly {
 		// The first connection attaches the file: a writer's lock on it
 		// is reported here, not by the first query.
@@ -206,7 +210,8 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	errs := []error{s.db.Close(), s.conn.Close()}
-	_ = os.Remove(s.path + ".tmp") // empty unless a query spilled and died
+	_ = os.RemoveAll(s.spill)
+	_ = os.Remove(s.path + ".tmp") // only when no other process has the store open
 	return errors.Join(errs...)
 }
 

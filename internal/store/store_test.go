@@ -503,3 +503,94 @@ func TestIngestBatchCopies(t *testing.T) {
 		t.Fatalf("last again: %d %d %v", n, d, err)
 	}
 }
+
+// TestSpillDirectories: every open store spills to a directory of its own
+// under path + ".tmp" (DuckDB numbers its spill files from 0 in every
+// instance and deletes those it finds when it starts, so stores sharing a
+// directory overwrite or delete each other's). Two readers spill at once
+// and both answer right; a dead process's directory is swept by the next
+// open, a live one's is not; Close removes the store's own.
+func TestSpillDirectories(t *testing.T) {
+	s, path := openTemp(t)
+	if _, _, err := s.InsertBatch(ctx, edgeEvents(t)); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	root := path + ".tmp"
+	dead := filepath.Join(root, "999999999-0badf00d") // beyond any pid_max
+	live := filepath.Join(root, "1-0000beef")         // init is always running
+	for _, d := range []string{dead, live} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "duckdb_temp_storage_S128K-0.tmp"), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opts := store.Options{ReadOnly: true, MemoryLimit: "32MB", Threads: 1}
+	var readers []*store.Store
+	dirs := map[string]bool{}
+	for range 2 {
+		r, err := store.Open(ctx, path, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		readers = append(readers, r)
+		var dir string
+		if err := r.DB().QueryRowContext(ctx, "SELECT current_setting('temp_directory')").Scan(&dir); err != nil {
+			t.Fatal(err)
+		}
+		if filepath.Dir(dir) != root || dirs[dir] {
+			t.Errorf("spill directory %q: want a new one under %s (have %v)", dir, root, dirs)
+		}
+		dirs[dir] = true
+		if _, err := os.Stat(dir); err != nil {
+			t.Errorf("spill directory not made: %v", err)
+		}
+	}
+	if _, err := os.Stat(dead); !os.IsNotExist(err) {
+		t.Errorf("a dead process's spill directory is still there: %v", err)
+	}
+	if _, err := os.Stat(live); err != nil {
+		t.Errorf("a live process's spill directory was removed: %v", err)
+	}
+
+	// Far more groups than 32MB holds: the aggregation must spill.
+	const q = `SELECT count(*), sum(n) FROM (SELECT i, 'group ' || i AS g, count(*) AS n FROM range(1000000) t(i) GROUP BY ALL)`
+	errs := make(chan error, len(readers))
+	for _, r := range readers {
+		go func() {
+			var groups, rows int64
+			err := r.DB().QueryRowContext(ctx, q).Scan(&groups, &rows)
+			if err == nil && (groups != 1000000 || rows != 1000000) {
+				err = fmt.Errorf("%d groups of %d rows, want 1000000 of 1000000", groups, rows)
+			}
+			errs <- err
+		}()
+	}
+	for range readers {
+		if err := <-errs; err != nil {
+			t.Errorf("spilling query: %v", err)
+		}
+	}
+	for _, r := range readers {
+		r.Close()
+	}
+	for d := range dirs {
+		if _, err := os.Stat(d); !os.IsNotExist(err) {
+			t.Errorf("Close left %s: %v", d, err)
+		}
+	}
+	if err := os.RemoveAll(live); err != nil {
+		t.Fatal(err)
+	}
+	r, err := store.Open(ctx, path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	if _, err := os.Stat(root); !os.IsNotExist(err) {
+		t.Errorf("the last Close left %s: %v", root, err)
+	}
+}
